@@ -1,0 +1,215 @@
+"""Demand: population raster cells of a region as points with counts per age group.
+
+Each cell whose centre lies in the region becomes one demand point at the cell
+centre, with the people of every band the user maps to a group (``pop_total``,
+``pop_60``, ``pop_65``, ``pop_80`` by default). Counts can be rescaled so that
+the region's totals match a census: WorldPop holds only 68 % of Wuchang's 2020
+census 60+ and 46 % of its 80+, so unscaled counts would understate need.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import rasterio.windows
+import shapely
+from rasterio.errors import RasterioIOError
+
+from geoplan import _files
+from geoplan.errors import CRSMismatchError, EmptyDataError, InputError
+
+log = logging.getLogger(__name__)
+
+#: Age groups geoplan knows, with their labels in reports.
+GROUP_LABELS: dict[str, str] = {
+    "pop_total": "all ages 全部",
+    "pop_60": "60+",
+    "pop_65": "65+",
+    "pop_80": "80+",
+}
+
+#: The bands of geoplan's default WorldPop raster.
+DEFAULT_BANDS: dict[str, str] = {
+    "pop_total": "total_est",
+    "pop_60": "age60plus",
+    "pop_65": "age65plus",
+    "pop_80": "age80plus",
+}
+
+#: Census columns that hold each group's count.
+CENSUS_COLUMNS: dict[str, str] = {
+    "pop_total": "pop_total",
+    "pop_60": "pop_60plus",
+    "pop_65": "pop_65plus",
+    "pop_80": "pop_80plus",
+}
+
+
+def population_columns(frame: pd.DataFrame) -> list[str]:
+    """The age-group columns of a demand frame, in the order of :data:`GROUP_LABELS`."""
+    known = [g for g in GROUP_LABELS if g in frame.columns]
+    extra = [c for c in frame.columns if c.startswith("pop_") and c not in GROUP_LABELS]
+    return known + extra
+
+
+def load_demand(
+    raster: str | Path,
+    boundary: gpd.GeoDataFrame,
+    *,
+    crs,
+    bands: Mapping[str, str | int] = DEFAULT_BANDS,
+    census_totals: Mapping[str, float] | None = None,
+) -> gpd.GeoDataFrame:
+    """Population raster cells inside ``boundary`` as demand points.
+
+    Parameters
+    ----------
+    raster
+        A GeoTIFF (or any raster GDAL reads) of people per cell, with a CRS.
+    boundary
+        The region; a cell belongs to it when its centre lies inside.
+    crs
+        The metric CRS of the result (the network's).
+    bands
+        Group name -> band description or 1-based band number.
+    census_totals
+        Group name -> the region's true total. Each group's counts are scaled so
+        that they add up to it; groups left out are not scaled.
+
+    Returns
+    -------
+    GeoDataFrame indexed by ``demand_id`` (the cell's row-major index in the
+    raster) with one column per group, ``raster_row``, ``raster_col``, the
+    cell-centre point as geometry and the cell square as ``cell``.
+    """
+    path = _files.existing_file(raster, what="population raster")
+    if not bands:
+        raise InputError("No raster bands were mapped to population groups; give at least one, e.g. {'pop_60': 2}.")
+    try:
+        source = rasterio.open(path)
+    except RasterioIOError as exc:
+        raise InputError(f"Cannot read the population raster {path}: {exc}") from exc
+    with source:
+        if source.crs is None:
+            raise CRSMismatchError(
+                f"The population raster {path} has no CRS. Assign it (e.g. `gdal_edit.py -a_srs EPSG:4326 {path.name}`) and load again."
+            )
+        band_numbers = _band_numbers(source, bands, path)
+        area = boundary.to_crs(source.crs)
+        region = shapely.union_all(area.geometry.to_numpy())
+        window = _window_over(source, region, path)
+        data = source.read(list(band_numbers.values()), window=window, masked=True)
+        transform = source.window_transform(window)
+        width = source.width
+        row0, col0 = int(window.row_off), int(window.col_off)
+        raster_crs = source.crs
+
+    rows, cols = np.indices(data.shape[1:])
+    centre_x, centre_y = rasterio.transform.xy(transform, rows.ravel(), cols.ravel(), offset="center")
+    centre_x, centre_y = np.asarray(centre_x), np.asarray(centre_y)
+    inside = shapely.contains_xy(region, centre_x, centre_y)
+    values = np.ma.filled(data.reshape(len(band_numbers), -1).astype("float64"), 0.0)
+    values = np.where(values < 0, 0.0, values)  # negative fill values that escaped the nodata mask
+    populated = inside & (values.sum(axis=0) > 0)
+    if not populated.any():
+        raise EmptyDataError(f"The population raster {path} has no people inside the region.")
+
+    frame = pd.DataFrame(
+        {group: values[i, populated] for i, group in enumerate(band_numbers)},
+    )
+    frame["raster_row"] = rows.ravel()[populated] + row0
+    frame["raster_col"] = cols.ravel()[populated] + col0
+    frame.index = pd.Index(frame["raster_row"] * width + frame["raster_col"], name="demand_id")
+    if census_totals:
+        frame = rescale_to_totals(frame, census_totals)
+
+    half_w, half_h = abs(transform.a) / 2, abs(transform.e) / 2
+    cx, cy = centre_x[populated], centre_y[populated]
+    cells = shapely.box(cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+    demand = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(cx, cy), crs=raster_crs).to_crs(crs)
+    demand["cell"] = gpd.GeoSeries(cells, index=demand.index, crs=raster_crs).to_crs(crs)
+    log.info("demand: %d populated cells; %s", len(demand), _totals_text(demand))
+    return demand
+
+
+def rescale_to_totals(frame: pd.DataFrame, totals: Mapping[str, float]) -> pd.DataFrame:
+    """A copy of ``frame`` whose group columns add up to ``totals`` (other columns untouched)."""
+    scaled = frame.copy()
+    for group, total in totals.items():
+        if group not in scaled:
+            raise InputError(
+                f"Census total given for {group!r}, but the raster has no such band. "
+                f"Groups from the raster: {population_columns(frame)}."
+            )
+        if total is None or not np.isfinite(total) or total < 0:
+            raise InputError(f"The census total for {group} must be a number >= 0, got {total!r}.")
+        current = scaled[group].sum()
+        if current <= 0:
+            raise EmptyDataError(f"The raster has no {group} people in the region, so it cannot be scaled to {total:,.0f}.")
+        factor = total / current
+        log.info("demand: %s scaled by %.3f to the census total %s", group, factor, f"{total:,.0f}")
+        scaled[group] = scaled[group] * factor
+    return scaled
+
+
+def census_totals_for(census_csv: str | Path, code: str, groups: list[str]) -> dict[str, float]:
+    """The census counts of one county-level unit for the given groups."""
+    path = _files.existing_file(census_csv, what="census table")
+    table = pd.read_csv(path, dtype={"code": str})
+    rows = table[table["code"] == str(code)]
+    if rows.empty:
+        raise InputError(f"No row with code {code!r} in the census table {path}. Use the 6-digit 2020 admin code, e.g. '420106' for Wuchang.")
+    row = rows.iloc[0]
+    totals = {}
+    for group in groups:
+        column = CENSUS_COLUMNS.get(group)
+        if column is None:
+            raise InputError(f"The census table has no column for group {group!r}; known groups: {list(CENSUS_COLUMNS)}.")
+        totals[group] = float(row[column])
+    return totals
+
+
+def _band_numbers(source, bands: Mapping[str, str | int], path: Path) -> dict[str, int]:
+    descriptions = list(source.descriptions)
+    numbers = {}
+    for group, band in bands.items():
+        if not group.startswith("pop_"):
+            raise InputError(f"Population group names start with 'pop_' (e.g. pop_60), got {group!r}.")
+        if isinstance(band, int) or (isinstance(band, str) and band.isdigit()):
+            number = int(band)
+            if not 1 <= number <= source.count:
+                raise InputError(f"{path.name} has bands 1..{source.count}; band {number} for {group} does not exist.")
+        elif band in descriptions:
+            number = descriptions.index(band) + 1
+        else:
+            raise InputError(
+                f"{path.name} has no band called {band!r} (for {group}). "
+                f"Its bands are {[d or i + 1 for i, d in enumerate(descriptions)]}; give a name or a 1-based number."
+            )
+        numbers[group] = number
+    return numbers
+
+
+def _window_over(source, region: shapely.Geometry, path: Path) -> rasterio.windows.Window:
+    left, bottom, right, top = source.bounds
+    minx, miny, maxx, maxy = region.bounds
+    if minx >= right or maxx <= left or miny >= top or maxy <= bottom:
+        raise CRSMismatchError(
+            f"The region (bounds {np.round(region.bounds, 4).tolist()} in {source.crs}) does not overlap the "
+            f"population raster {path.name} (bounds {np.round(source.bounds, 4).tolist()}). "
+            "Check that the raster covers the region and that both declare their true CRS."
+        )
+    window = rasterio.windows.from_bounds(minx, miny, maxx, maxy, transform=source.transform)
+    window = window.round_offsets(op="floor").round_lengths(op="ceil")
+    full = rasterio.windows.Window(0, 0, source.width, source.height)
+    return window.intersection(full)
+
+
+def _totals_text(demand: pd.DataFrame) -> str:
+    return ", ".join(f"{g} {demand[g].sum():,.0f}" for g in population_columns(demand))
