@@ -146,3 +146,30 @@ def _grown(array, size, used):
     new = np.empty(size, dtype=array.dtype)
     new[:used] = array[:used]
     return new
+
+
+@njit(cache=True, nogil=True)
+def node_times(indptr, indices, weights, start_a, time_a, start_b, time_b, cutoff):
+    """Walking time from one source (two start nodes) to every node within ``cutoff``; inf elsewhere."""
+    n_nodes = indptr.shape[0] - 1
+    dist = np.full(n_nodes, np.inf)
+    done = np.zeros(n_nodes, dtype=np.bool_)
+    keys = np.empty(indices.shape[0] + 2, dtype=np.float64)
+    vals = np.empty(indices.shape[0] + 2, dtype=np.int64)
+    size = 0
+    for node, t in ((start_a, time_a), (start_b, time_b)):
+        if t <= cutoff and t < dist[node]:
+            dist[node] = t
+            size = _push(keys, vals, size, t, node)
+    while size > 0:
+        d, node, size = _pop(keys, vals, size)
+        if done[node]:
+            continue
+        done[node] = True
+        for k in range(indptr[node], indptr[node + 1]):
+            other = indices[k]
+            t = d + weights[k]
+            if t <= cutoff and t < dist[other]:
+                dist[other] = t
+                size = _push(keys, vals, size, t, other)
+    return dist

@@ -1,0 +1,206 @@
+"""Region config files: a small TOML file per region, checked key by key.
+
+A region names its boundary, street network, population raster, census row,
+community units, facilities and analysis parameters. Paths are relative to the
+config file. A wrong or missing key is an error that names the file, the
+section and the keys that are allowed, so a planner can add a district without
+touching code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from geoplan.coords import normalize_coord_system
+from geoplan.errors import ConfigError, InputError
+
+#: Where the regions that ship with geoplan live.
+REGIONS_DIR = Path(__file__).resolve().parents[1] / "data" / "regions"
+DEFAULT_REGION = "wuchang"
+
+
+@dataclass(frozen=True)
+class RegionInfo:
+    name: str
+    name_zh: str = ""
+    city: str = ""
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    """A vector layer and which of its features belong to the region."""
+
+    path: Path
+    where: dict[str, Any] = field(default_factory=dict)
+    layer: str | None = None
+
+
+@dataclass(frozen=True)
+class NetworkSource:
+    path: Path
+    walk_speed_mps: float = 1.0
+    buffer_m: float | None = None
+    excluded_highways: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class PopulationSource:
+    path: Path
+    bands: dict[str, str | int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CensusSource:
+    """Region totals per group: from a census table row, or given directly."""
+
+    path: Path | None = None
+    code: str | None = None
+    totals: dict[str, float] = field(default_factory=dict)
+    rescale: bool = True
+
+
+@dataclass(frozen=True)
+class CommunitySource:
+    path: Path
+    where: dict[str, Any] = field(default_factory=dict)
+    id_column: str = "unit_id"
+    name_column: str | None = None
+    population_column: str | None = None
+    layer: str | None = None
+
+
+@dataclass(frozen=True)
+class FacilitySource:
+    path: Path
+    coord_system: str = "wgs84"
+    kind: str = "station"
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    thresholds_min: tuple[int, ...] = (5, 10, 15)
+    max_access_m: float = 500.0
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """Everything geoplan needs to know about one region, read from a TOML file."""
+
+    source: Path
+    region: RegionInfo
+    boundary: LayerSource
+    network: NetworkSource
+    population: PopulationSource
+    census: CensusSource | None = None
+    communities: CommunitySource | None = None
+    facilities: FacilitySource | None = None
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+
+    @property
+    def key(self) -> str:
+        """A short name for files and URLs: the config file's stem."""
+        return self.source.stem
+
+
+_SECTIONS = {
+    "region": RegionInfo,
+    "boundary": LayerSource,
+    "network": NetworkSource,
+    "population": PopulationSource,
+    "census": CensusSource,
+    "communities": CommunitySource,
+    "facilities": FacilitySource,
+    "analysis": AnalysisSettings,
+}
+_REQUIRED_SECTIONS = ("region", "boundary", "network", "population")
+_PATH_KEYS = {"path"}
+
+
+def available_regions(directory: Path = REGIONS_DIR) -> list[str]:
+    """Names of the regions shipped in ``directory`` (config file stems)."""
+    return sorted(p.stem for p in directory.glob("*.toml"))
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A region name (``wuchang``) or a path to a ``.toml`` file, as an existing path."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.suffix == ".toml" or candidate.exists():
+        if not candidate.is_file():
+            raise InputError(f"Region config {candidate} does not exist.")
+        return candidate
+    shipped = REGIONS_DIR / f"{name_or_path}.toml"
+    if shipped.is_file():
+        return shipped
+    raise InputError(
+        f"Unknown region {str(name_or_path)!r}. Shipped regions: {', '.join(available_regions())}; "
+        "or pass the path of your own .toml config (see data/regions/wuchang.toml)."
+    )
+
+
+def load_config(name_or_path: str | Path = DEFAULT_REGION) -> RegionConfig:
+    """Read and check a region config (a shipped region's name or a TOML path)."""
+    path = resolve_config_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    _check_keys(raw, set(_SECTIONS), path, "the top level")
+    missing = [s for s in _REQUIRED_SECTIONS if s not in raw]
+    if missing:
+        raise ConfigError(f"{path} lacks the section(s) {', '.join(f'[{s}]' for s in missing)}; see data/regions/wuchang.toml.")
+    sections = {name: _section(cls, raw[name], path, name) for name, cls in _SECTIONS.items() if name in raw}
+    return RegionConfig(source=path.resolve(), **sections)
+
+
+def _section(cls, values: Any, path: Path, name: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{name}] in {path} must be a table of keys, got {values!r}.")
+    allowed = {f.name for f in fields(cls)}
+    _check_keys(values, allowed, path, f"[{name}]")
+    required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+    missing = [k for k in required if k not in values]
+    if missing:
+        raise ConfigError(f"[{name}] in {path} lacks {', '.join(missing)}.")
+    converted = {}
+    for key, value in values.items():
+        if key in _PATH_KEYS:
+            value = _path(value, path, name) if value not in ("", None) else None
+            if value is None and key in required:
+                raise ConfigError(f"[{name}] path in {path} is empty; give the file's path.")
+        elif key in ("thresholds_min", "excluded_highways"):
+            if not isinstance(value, list) or not value:
+                raise ConfigError(f"[{name}] {key} in {path} must be a non-empty list, got {value!r}.")
+            value = tuple(value)
+        elif key == "coord_system":
+            value = normalize_coord_system(value)
+        converted[key] = value
+    if name == "analysis":
+        thresholds = converted.get("thresholds_min", AnalysisSettings.thresholds_min)
+        if any(not isinstance(t, (int, float)) or t <= 0 for t in thresholds):
+            raise ConfigError(f"[analysis] thresholds_min in {path} must be positive minutes, got {list(thresholds)}.")
+    if name == "network" and converted.get("walk_speed_mps", 1.0) <= 0:
+        raise ConfigError(f"[network] walk_speed_mps in {path} must be positive.")
+    if name in ("facilities",) and converted.get("path") is None:
+        return None
+    return cls(**converted)
+
+
+def _path(value: Any, config_path: Path, section: str) -> Path:
+    if not isinstance(value, str):
+        raise ConfigError(f"[{section}] path in {config_path} must be a string, got {value!r}.")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (config_path.parent / path).resolve()
+
+
+def _check_keys(values: dict, allowed: set[str], path: Path, where: str) -> None:
+    for key in values:
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
+            raise ConfigError(
+                f"Unknown key {key!r} in {where} of {path}.{did_you_mean} Allowed: {', '.join(sorted(allowed))}."
+            )

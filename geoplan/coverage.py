@@ -1,0 +1,158 @@
+"""Coverage and gaps: who lives within a walk of care, counted in people.
+
+Every function takes demand (people per group per point) and a
+:class:`~geoplan.reach.ReachMatrix` and returns pandas objects labelled by
+group, threshold, site or community unit. Percentages always stand beside the
+people they describe.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geoplan.demand import GROUP_LABELS, population_columns
+from geoplan.reach import ReachMatrix
+
+
+def nearest_time_s(reach: ReachMatrix, demand: pd.DataFrame) -> pd.Series:
+    """Each demand point's walk to its nearest site, in seconds (inf beyond the cutoff)."""
+    times = reach.nearest_time_s()
+    return times.reindex(demand.index, fill_value=np.inf)
+
+
+def coverage_summary(
+    demand: pd.DataFrame,
+    reach: ReachMatrix,
+    *,
+    thresholds_min: tuple[float, ...] = (5, 10, 15),
+) -> pd.DataFrame:
+    """People covered and not covered, per group and threshold.
+
+    Returns one row per (group, threshold_min) with ``population``,
+    ``covered``, ``not_covered``, ``covered_pct``, and the part of the
+    not-covered people who live too far from any walkable street to be reached
+    on foot at all (``not_reachable_on_foot``).
+    """
+    nearest = nearest_time_s(reach, demand).to_numpy()
+    unreachable = _unreachable(demand)
+    rows = []
+    for group in population_columns(demand):
+        people = demand[group].to_numpy()
+        total = people.sum()
+        for threshold in thresholds_min:
+            covered = people[nearest <= threshold * 60 + 1e-9].sum()
+            rows.append(
+                {
+                    "group": group,
+                    "label": GROUP_LABELS.get(group, group),
+                    "threshold_min": threshold,
+                    "population": total,
+                    "covered": covered,
+                    "not_covered": total - covered,
+                    "covered_pct": 100 * covered / total if total else np.nan,
+                    "not_reachable_on_foot": people[unreachable].sum(),
+                }
+            )
+    return pd.DataFrame(rows).set_index(["group", "threshold_min"])
+
+
+def catchments(demand: pd.DataFrame, reach: ReachMatrix, *, threshold_min: float = 15) -> pd.DataFrame:
+    """People within ``threshold_min`` of each site, per group (overlapping catchments)."""
+    within = reach.within(threshold_min * 60)
+    groups = population_columns(demand)
+    people = demand.loc[reach.demand_ids, groups].to_numpy()
+    table = pd.DataFrame(within.T @ people, index=reach.site_ids, columns=groups)
+    table.index.name = "site_id"
+    return table
+
+
+def assigned_catchments(demand: pd.DataFrame, reach: ReachMatrix, *, threshold_min: float = 15) -> pd.DataFrame:
+    """People per site when everyone goes to their nearest site within ``threshold_min``.
+
+    Unlike :func:`catchments`, nobody is counted twice: the columns add up to
+    the covered population.
+    """
+    times = reach.times_s.tocoo()
+    keep = times.data <= threshold_min * 60 + 1e-9
+    pairs = pd.DataFrame({"d": times.row[keep], "s": times.col[keep], "t": times.data[keep]})
+    nearest = pairs.sort_values(["d", "t", "s"]).drop_duplicates("d")
+    groups = population_columns(demand)
+    people = demand.loc[reach.demand_ids, groups].to_numpy()[nearest["d"].to_numpy()]
+    table = pd.DataFrame(people, columns=groups).groupby(nearest["s"].to_numpy()).sum()
+    table = table.reindex(range(len(reach.site_ids)), fill_value=0.0)
+    table.index = reach.site_ids
+    table.index.name = "site_id"
+    return table
+
+
+def by_unit(
+    demand: pd.DataFrame,
+    reach: ReachMatrix,
+    *,
+    threshold_min: float = 15,
+    sites: gpd.GeoDataFrame | None = None,
+    communities: gpd.GeoDataFrame | None = None,
+) -> pd.DataFrame:
+    """Coverage per community unit: people per group, covered people, and sites inside.
+
+    ``demand`` needs a ``unit_id`` column (-1 for points in no unit). With
+    ``sites`` and ``communities``, ``sites_inside`` counts the sites in each
+    unit, for targets such as "60 % of communities have a day-care station".
+    """
+    if "unit_id" not in demand:
+        raise KeyError("demand has no unit_id column; load the region with community units.")
+    groups = population_columns(demand)
+    covered = nearest_time_s(reach, demand).to_numpy() <= threshold_min * 60 + 1e-9
+    frame = demand[groups].copy()
+    frame["unit_id"] = demand["unit_id"].to_numpy()
+    totals = frame.groupby("unit_id")[groups].sum()
+    covered_people = frame[covered].groupby("unit_id")[groups].sum().reindex(totals.index, fill_value=0.0)
+    table = totals.join(covered_people.add_suffix("_covered"))
+    for group in groups:
+        table[f"{group}_covered_pct"] = 100 * table[f"{group}_covered"] / table[group].where(table[group] > 0)
+    if communities is not None:
+        table = table.reindex(communities.index.union(table.index))
+        table.loc[:, groups + [f"{g}_covered" for g in groups]] = table[groups + [f"{g}_covered" for g in groups]].fillna(0.0)
+    if sites is not None and communities is not None:
+        joined = gpd.sjoin(sites[["geometry"]], communities[["geometry"]].to_crs(sites.crs), predicate="within")
+        table["sites_inside"] = joined.groupby("unit_id").size().reindex(table.index, fill_value=0).astype(int)
+    table.index.name = "unit_id"
+    return table
+
+
+def gaps(
+    demand: gpd.GeoDataFrame,
+    reach: ReachMatrix,
+    *,
+    threshold_min: float = 15,
+    group: str = "pop_60",
+) -> gpd.GeoDataFrame:
+    """The cells whose ``group`` people live beyond ``threshold_min`` of every site.
+
+    Returns the cell squares (``cell`` column of the demand, or the points when
+    there is none) with every group's people, the walk to the nearest site
+    (``nearest_time_min``, inf beyond the reach cutoff) and ``on_foot`` (False
+    where no walkable street is near enough to reach the cell at all).
+    """
+    nearest = nearest_time_s(reach, demand)
+    uncovered = (nearest > threshold_min * 60 + 1e-9) & (demand[group] > 0)
+    groups = population_columns(demand)
+    cells = demand.loc[uncovered]
+    geometry = cells["cell"] if "cell" in cells else cells.geometry
+    result = gpd.GeoDataFrame(
+        cells[groups].copy(),
+        geometry=gpd.GeoSeries(geometry, crs=demand.crs),
+    )
+    result["nearest_time_min"] = nearest[uncovered] / 60
+    result["on_foot"] = ~_unreachable(demand)[uncovered.to_numpy()]
+    if "unit_id" in cells:
+        result["unit_id"] = cells["unit_id"].to_numpy()
+    return result.sort_values(group, ascending=False)
+
+
+def _unreachable(demand: pd.DataFrame) -> np.ndarray:
+    if "edge_id" not in demand:
+        return np.zeros(len(demand), dtype=bool)
+    return demand["edge_id"].to_numpy() < 0

@@ -1,0 +1,227 @@
+"""A prepared region: boundary, walk network, demand, community units and sites, loaded once."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from functools import cached_property
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geoplan import _files
+from geoplan.config import RegionConfig, load_config
+from geoplan.demand import census_totals_for, load_demand, population_columns
+from geoplan.errors import CRSMismatchError, EmptyDataError, InputError
+from geoplan.network import DEFAULT_EXCLUDED_HIGHWAYS, WalkNetwork, load_network
+from geoplan.reach import ReachMatrix, Router
+from geoplan.sites import candidates_from_communities, candidates_from_network, empty_sites, load_facilities
+from geoplan.snapping import snap_to_network
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """``$GEOPLAN_CACHE_DIR``, else ``~/.cache/geoplan``."""
+    return Path(os.environ.get("GEOPLAN_CACHE_DIR", Path.home() / ".cache" / "geoplan"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Region:
+    """Everything an analysis of one region needs, in one metric CRS.
+
+    Attributes
+    ----------
+    demand
+        Populated raster cells indexed by ``demand_id``: people per group
+        (``pop_*``), where each joins the street network (``edge_id``,
+        ``access_m``...), its ``component`` (-1: no street within reach on foot)
+        and its community ``unit_id`` (-1: in none).
+    candidates, facilities
+        Candidate and existing sites indexed by ``site_id``.
+    """
+
+    config: RegionConfig
+    boundary: gpd.GeoDataFrame
+    network: WalkNetwork
+    demand: gpd.GeoDataFrame
+    communities: gpd.GeoDataFrame | None
+    candidates: gpd.GeoDataFrame
+    facilities: gpd.GeoDataFrame
+    census_factors: dict[str, float]
+
+    @property
+    def crs(self):
+        return self.network.crs
+
+    @property
+    def key(self) -> str:
+        return self.config.key
+
+    @property
+    def groups(self) -> list[str]:
+        """The population groups of the demand, e.g. ``['pop_total', 'pop_60', 'pop_65', 'pop_80']``."""
+        return population_columns(self.demand)
+
+    @property
+    def thresholds_min(self) -> tuple[int, ...]:
+        return tuple(self.config.analysis.thresholds_min)
+
+    @cached_property
+    def router(self) -> Router:
+        """The network and demand prepared for reach queries (built on first use)."""
+        return Router(self.network, self.demand, max_access_m=self.config.analysis.max_access_m)
+
+    def reach(self, sites: gpd.GeoDataFrame, *, cutoff_min: float | None = None) -> ReachMatrix:
+        """Walking times from ``sites`` to every demand point, up to the largest threshold."""
+        cutoff_min = cutoff_min or max(self.thresholds_min)
+        return self.router.travel_times(sites, cutoff_s=cutoff_min * 60)
+
+    def with_facilities(self, facilities: gpd.GeoDataFrame) -> "Region":
+        """The same region with another list of existing facilities."""
+        return dataclasses.replace(self, facilities=facilities.to_crs(self.crs))
+
+
+def load_region(
+    name_or_path: str | Path | RegionConfig = "wuchang",
+    *,
+    cache_dir: str | Path | None = None,
+    facilities: str | Path | None = None,
+    coord_system: str | None = None,
+    drop_outside: bool = False,
+) -> Region:
+    """Load a region from its config: a shipped name (``wuchang``, ``jiangan``) or a TOML path.
+
+    ``facilities`` overrides the config's facility list (with ``coord_system``:
+    ``wgs84``, ``gcj02`` or ``bd09``). The prepared network is cached in
+    ``cache_dir`` (default :func:`default_cache_dir`).
+    """
+    config = name_or_path if isinstance(name_or_path, RegionConfig) else load_config(name_or_path)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    boundary_raw = _read_filtered(config.boundary.path, config.boundary.where, what="boundary", layer=config.boundary.layer)
+    _check_geographic_plausible(boundary_raw, config.boundary.path)
+    crs = boundary_raw.estimate_utm_crs()
+    boundary = boundary_raw.to_crs(crs)
+
+    analysis = config.analysis
+    speed = config.network.walk_speed_mps
+    buffer_m = config.network.buffer_m
+    if buffer_m is None:  # far enough that no walk within the largest threshold leaves the clipped network
+        buffer_m = max(analysis.thresholds_min) * 60 * speed + 100
+    network = load_network(
+        config.network.path,
+        boundary=boundary,
+        buffer_m=buffer_m,
+        crs=crs,
+        walk_speed_mps=speed,
+        excluded_highways=config.network.excluded_highways or DEFAULT_EXCLUDED_HIGHWAYS,
+        cache_dir=cache_dir,
+    )
+
+    bands = config.population.bands or None
+    raw_demand = load_demand(config.population.path, boundary, crs=crs, **({"bands": bands} if bands else {}))
+    totals = _census_totals(config, population_columns(raw_demand))
+    demand = raw_demand
+    factors: dict[str, float] = {}
+    if totals:
+        from geoplan.demand import rescale_to_totals
+
+        demand = rescale_to_totals(raw_demand, totals)
+        factors = {g: float(totals[g] / raw_demand[g].sum()) for g in totals}
+
+    snap = snap_to_network(network, demand, max_access_m=analysis.max_access_m)
+    demand = demand.join(snap)
+    on_street = demand["edge_id"].to_numpy() >= 0
+    component = np.full(len(demand), -1)
+    edge_u = network.edges["u"].to_numpy()[demand["edge_id"].to_numpy()[on_street]]
+    component[on_street] = network.nodes["component"].loc[edge_u].to_numpy()
+    demand["component"] = component
+
+    communities = None
+    if config.communities is not None:
+        communities = _load_communities(config, crs)
+        demand["unit_id"] = _unit_of(demand, communities)
+
+    candidates = (
+        candidates_from_communities(network, communities)
+        if communities is not None
+        else candidates_from_network(network, boundary)
+    )
+    facility_path = facilities or (config.facilities.path if config.facilities else None)
+    if facility_path is not None:
+        system = coord_system or (config.facilities.coord_system if config.facilities else "wgs84")
+        kind = config.facilities.kind if config.facilities else "station"
+        existing = load_facilities(
+            facility_path, crs=crs, boundary=boundary, coord_system=system, kind=kind,
+            outside="drop" if drop_outside else "error",
+        )
+    else:
+        existing = empty_sites(crs)
+    return Region(
+        config=config,
+        boundary=boundary,
+        network=network,
+        demand=demand,
+        communities=communities,
+        candidates=candidates,
+        facilities=existing,
+        census_factors=factors,
+    )
+
+
+def _census_totals(config: RegionConfig, groups: list[str]) -> dict[str, float]:
+    census = config.census
+    if census is None or not census.rescale:
+        return {}
+    if census.totals:
+        return {g: float(v) for g, v in census.totals.items()}
+    if census.path is None or census.code is None:
+        raise InputError(f"[census] in {config.source} needs either totals = {{...}} or both path and code.")
+    return census_totals_for(census.path, census.code, groups)
+
+
+def _read_filtered(path: Path, where: dict, *, what: str, layer: str | None = None) -> gpd.GeoDataFrame:
+    frame = _files.read_vector(path, what=what, layer=layer)
+    if frame.crs is None:
+        raise CRSMismatchError(f"The {what} file {path} has no CRS. Save it with one (EPSG:4326 for lon/lat).")
+    for column, value in where.items():
+        if column not in frame:
+            raise InputError(f"The {what} file {path} has no column {column!r} to filter on; columns: {list(frame.columns)}.")
+        frame = frame[frame[column].astype(str) == str(value)]
+        if frame.empty:
+            raise EmptyDataError(f"No feature of {path} has {column} = {value!r}. Check the value in the region config.")
+    return frame
+
+
+def _check_geographic_plausible(frame: gpd.GeoDataFrame, path: Path) -> None:
+    if frame.crs.is_geographic:
+        minx, miny, maxx, maxy = frame.total_bounds
+        if min(minx, miny) < -180 or maxx > 180 or max(abs(miny), abs(maxy)) > 90:
+            raise CRSMismatchError(
+                f"{path} says its CRS is {frame.crs.to_string()} (degrees) but holds coordinates up to "
+                f"{max(abs(maxx), abs(maxy)):,.0f}: they look like metres. Save the file with its true projected CRS."
+            )
+
+
+def _load_communities(config: RegionConfig, crs) -> gpd.GeoDataFrame:
+    source = config.communities
+    units = _read_filtered(source.path, source.where, what="community units", layer=source.layer).to_crs(crs)
+    if source.id_column not in units:
+        raise InputError(f"The community file {source.path} has no id column {source.id_column!r}; columns: {list(units.columns)}.")
+    units = units.set_index(source.id_column)
+    units.index.name = "unit_id"
+    columns = {}
+    if source.population_column:
+        columns[source.population_column] = "unit_population"
+    if source.name_column:
+        columns[source.name_column] = "unit_name"
+    return units.rename(columns=columns)
+
+
+def _unit_of(demand: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> np.ndarray:
+    joined = gpd.sjoin(demand[["geometry"]], communities[["geometry"]], how="left", predicate="within")
+    joined = joined[~joined.index.duplicated()]
+    return joined["unit_id"].fillna(-1).astype(np.int64).reindex(demand.index).to_numpy()
