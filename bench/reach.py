@@ -24,10 +24,13 @@ Writes ``bench/results/reach.json`` and prints a table.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import cProfile
 import io
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -46,8 +49,8 @@ GOALS = {"speedup_vs_networkx": 50.0, "speedup_vs_pandana": 10.0}
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=20, help="geoplan timed repeats after the warm-up call (best is kept)")
-    parser.add_argument("--baseline-repeat", type=int, default=3, help="networkx/pandana query repeats on the community sites")
-    parser.add_argument("--large-baseline-repeat", type=int, default=1, help="networkx/pandana query repeats on the large site set")
+    parser.add_argument("--baseline-repeat", type=int, default=10, help="networkx/pandana query repeats on the community sites")
+    parser.add_argument("--large-baseline-repeat", type=int, default=3, help="networkx/pandana query repeats on the large site set")
     parser.add_argument("--sites", type=int, default=2000, help="size of the large site set (network nodes inside Wuchang; 0 to skip)")
     parser.add_argument("--seed", type=int, default=20240601, help="RNG seed for the large site set")
     parser.add_argument("--cutoff", type=float, default=900.0, help="walking-time cutoff in seconds")
@@ -150,6 +153,19 @@ def pandana_core(pnet, tables: PandanaTables, site_ids, cutoff: float):
     return pnet.net.nodes_in_range(nodes, cutoff, 0, ext_ids)
 
 
+@contextlib.contextmanager
+def quiet_stdout():
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -203,38 +219,42 @@ def profile_geoplan(router, site_snap, cutoff: float, repeat: int) -> dict:
         top.append({"function": f"{Path(filename).name}:{line}({name})", "calls": nc, "tottime_s": tt, "cumtime_s": ct})
     total = sum(v[2] for v in stats.stats.values())
 
-    # replicate Router.travel_times' preparation (private attributes) to call the kernel alone, in one batch
+    # replicate Router.travel_times step by step (private attributes) to time its parts, kernel in one batch
+    steps = {}
+    kernel_pairs = None
     try:
-        snap = site_snap[["edge_id", "position_m", "access_m", "snap_x", "snap_y"]]
-        site_ok = np.flatnonzero(snap["edge_id"].to_numpy() >= 0)
+        from geoplan.reach import _snapped
+
+        steps["select_snap_columns_s"], _, snap = best_of(lambda: _snapped(router.network, site_snap, router.max_access_m), repeat)
 
         def prepare():
-            edge, at, access = router._on_edges(snap.iloc[site_ok])
-            a, b = router._edge_a[edge], router._edge_b[edge]
-            return (a, at + access, b, router._edge_time[edge] - at + access, edge, at, access)
+            site_ok = np.flatnonzero(snap["edge_id"].to_numpy() >= 0)
+            edge, at, access = router._on_chains(snap, site_ok)
+            a, b = router.chains.chain_start[edge], router.chains.chain_end[edge]
+            return site_ok, (a, at + access, b, router.chains.chain_time_s[edge] - at + access, edge, at, access)
 
-        prep_best, _, args = best_of(prepare, repeat)
+        steps["site_preparation_s"], _, (site_ok, args) = best_of(prepare, repeat)
         g = router.graph
 
         def kernel():
             return reach_batch(
                 g.indptr, g.indices, g.data, *args,
                 router._attach_indptr, router._attach_point, router._attach_time,
-                router._edge_indptr, router._edge_point, router._point_at, router._point_access,
+                router._chain_indptr, router._chain_point, router._point_at, router._point_access,
                 len(router._demand_ok), float(cutoff),
             )
 
-        kernel_best, _, out = best_of(kernel, repeat)
+        steps["kernel_single_thread_s"], _, out = best_of(kernel, repeat)
         kernel_pairs = int(len(out[0]))
+
     except Exception as exc:  # the private layout changed: say so rather than fail the benchmark
-        prep_best = kernel_best = kernel_pairs = None
-        top.append({"kernel_timing_error": repr(exc)})
+        steps["error"] = repr(exc)
     return {
         "cprofile_total_s": total,
         "cprofile_top_by_tottime": top,
-        "kernel_alone_single_thread_s": kernel_best,
+        "kernel_alone_single_thread_s": steps.get("kernel_single_thread_s"),
         "kernel_pairs": kernel_pairs,
-        "site_preparation_s": prep_best,
+        "steps_best_s": steps,
     }
 
 
@@ -244,9 +264,11 @@ def profile_geoplan(router, site_snap, cutoff: float, repeat: int) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.cold_numba:
-        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-cold-")
+        os.environ["NUMBA_CACHE_DIR"] = cold_cache = tempfile.mkdtemp(prefix="numba-cold-")
+        atexit.register(shutil.rmtree, cold_cache, ignore_errors=True)
     started = time.perf_counter()
     rss = {"start_mib": max_rss_mib()}
+    load_before = os.getloadavg()
 
     import geoplan._dijkstra  # noqa: F401  (import before timing; compiles lazily on first call)
     from geoplan.reach import Router, reference_graph
@@ -259,8 +281,7 @@ def main(argv=None) -> dict:
     except ImportError as exc:
         have_pandana, pandana_error = False, repr(exc)
 
-    numba_cache = Path(geoplan._dijkstra.__file__).parent / "__pycache__"
-    cache_present = (not args.cold_numba) and any(numba_cache.glob("_dijkstra.reach_batch-*.nbi"))
+    numba_cache = None
 
     print("building Wuchang inputs ...", flush=True)
     inputs = build_wuchang(args.sites, args.seed)
@@ -287,6 +308,8 @@ def main(argv=None) -> dict:
         warm = time.perf_counter() - t
         if first_call is None:
             first_call = warm
+            stats = geoplan._dijkstra.reach_batch.stats
+            numba_cache = {"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}
         best, times, matrix = best_of(lambda: router.travel_times(ss, cutoff_s=cutoff), args.repeat)
         frames[name] = {"geoplan": geoplan_frame(matrix)}
         results[name] = {
@@ -323,9 +346,10 @@ def main(argv=None) -> dict:
             t = time.perf_counter()
             tables = PandanaTables(G, demand, ds, sites, ss)
             tables_s = time.perf_counter() - t
-            t = time.perf_counter()
-            pnet = tables.build()
-            construct_s = time.perf_counter() - t
+            with quiet_stdout():  # the C++ side prints its progress to stdout
+                t = time.perf_counter()
+                pnet = tables.build()
+                construct_s = time.perf_counter() - t
             pandana_reach(pnet, tables, site_ids[:5], cutoff)  # warm-up
             best, times, frame = best_of(lambda: pandana_reach(pnet, tables, site_ids, cutoff), repeat)
             core_best, _, _ = best_of(lambda: pandana_core(pnet, tables, site_ids, cutoff), repeat)
@@ -369,7 +393,14 @@ def main(argv=None) -> dict:
         res["speedup_vs_networkx"] = res["networkx"]["query_best_s"] / g
         res["speedup_vs_pandana"] = res["pandana"]["query_best_s"] / g if have_pandana else None
         res["speedup_vs_pandana_core"] = res["pandana"]["query_core_cpp_best_s"] / g if have_pandana else None
-        res["profile_geoplan"] = profile_geoplan(router, ss, cutoff, args.repeat)
+        prof = res["profile_geoplan"] = profile_geoplan(router, ss, cutoff, args.repeat)
+        kernel = prof["kernel_alone_single_thread_s"]
+        if kernel is not None:
+            prof["kernel_share_of_query"] = kernel / g if res["geoplan"]["threads"] == 1 else None
+            prof["outside_kernel_s"] = g - kernel if res["geoplan"]["threads"] == 1 else None
+            prof["speedup_vs_networkx_kernel_only"] = res["networkx"]["query_best_s"] / kernel
+            if res["geoplan"]["threads"] > 1:
+                prof["note"] = "the query ran on several threads; the kernel was timed on one, so shares are not given"
         del G
         if have_pandana:
             del pnet, tables
@@ -380,7 +411,7 @@ def main(argv=None) -> dict:
         "speedup_vs_networkx": default["speedup_vs_networkx"],
         "speedup_vs_pandana": default["speedup_vs_pandana"],
         "results_identical": bool(all(r["results_identical"] for r in results.values())),
-        "goals": {k: {"target": v, "met": (default[k] is not None and default[k] >= v)} for k, v in GOALS.items()},
+        "goals": {k: {"target": v, "met": None if default[k] is None else bool(default[k] >= v)} for k, v in GOALS.items()},
         "cutoff_s": cutoff,
         "site_set_default": "community",
         "timings_note": (
@@ -398,10 +429,11 @@ def main(argv=None) -> dict:
             "router_prepare_first_s": router_first,
             "router_prepare_best_s": router_best,
             "first_call_s": first_call,
-            "first_call_includes": "numba compilation (empty cache)" if args.cold_numba else (
-                "loading numba's on-disk cache" if cache_present else "numba compilation (no cache found)"
+            "first_call_includes": (
+                "loading reach_batch from numba's on-disk cache" if numba_cache and numba_cache["hits"] and not numba_cache["misses"]
+                else "numba compilation of reach_batch (no valid cache" + (", --cold-numba)" if args.cold_numba else ")")
             ),
-            "numba_cache_present_before_run": cache_present,
+            "numba_cache_first_call": numba_cache,
         },
         "pandana_available": have_pandana,
         "pandana_error": pandana_error,
@@ -427,7 +459,7 @@ def main(argv=None) -> dict:
             "(per site set) see Python/numpy allocations only, not numba-runtime or C++ (pandana) allocations.",
         },
         "versions": versions("numpy", "numba", "networkx", "pandana", "scipy", "pandas", "geopandas", "shapely", "osmnx"),
-        "machine": machine(),
+        "machine": {**machine(), "loadavg_1_5_15_before": load_before, "loadavg_1_5_15_after": os.getloadavg()},
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "total_runtime_s": None,
     }
@@ -468,14 +500,18 @@ def print_table(payload: dict, results: dict) -> None:
             )
         prof = r["profile_geoplan"]
         if prof.get("kernel_alone_single_thread_s") is not None:
-            extra.append(f"geoplan kernel alone (1 thread) {1000 * prof['kernel_alone_single_thread_s']:.1f} ms of {1000 * r['geoplan']['query_best_s']:.1f} ms")
+            steps = ", ".join(f"{k.removesuffix('_s')} {1000 * v:.2f}" for k, v in prof["steps_best_s"].items() if isinstance(v, float))
+            extra.append(
+                f"geoplan query {1000 * r['geoplan']['query_best_s']:.2f} ms on {r['geoplan']['threads']} thread(s); steps (ms): {steps}; "
+                f"networkx / kernel alone = {prof['speedup_vs_networkx_kernel_only']:.1f}x"
+            )
         print(f"[{name}] " + "; ".join(extra[:2]))
         for line in extra[2:]:
             print(f"    {line}")
     goals = payload["goals"]
     print(
         "goals (community sites): "
-        + ", ".join(f"{k} >= {v['target']:.0f}: {'met' if v['met'] else 'MISSED'}" for k, v in goals.items())
+        + ", ".join(f"{k} >= {v['target']:.0f}: {'n/a' if v['met'] is None else 'met' if v['met'] else 'MISSED'}" for k, v in goals.items())
         + f"; results_identical: {payload['results_identical']}; total {payload['total_runtime_s']:.0f} s"
     )
 

@@ -68,7 +68,6 @@ def reach_batch(
     """
     n_nodes = indptr.shape[0] - 1
     dist = np.full(n_nodes, np.inf)
-    done = np.zeros(n_nodes, dtype=np.bool_)
     best = np.full(n_points, np.inf)
     seen_nodes = np.empty(n_nodes, dtype=np.int64)
     seen_points = np.empty(n_points, dtype=np.int64)
@@ -102,9 +101,8 @@ def reach_batch(
                 size = _push(keys, vals, size, t, node)
         while size > 0:
             d, node, size = _pop(keys, vals, size)
-            if done[node]:
-                continue
-            done[node] = True
+            if d > dist[node]:
+                continue  # a stale entry: the node was reached sooner since it was pushed
             for k in range(attach_indptr[node], attach_indptr[node + 1]):
                 t = d + attach_time[k]
                 point = attach_point[k]
@@ -135,9 +133,7 @@ def reach_batch(
             n_out += 1
             best[point] = np.inf
         for i in range(n_seen):
-            node = seen_nodes[i]
-            dist[node] = np.inf
-            done[node] = False
+            dist[seen_nodes[i]] = np.inf
     return out_source[:n_out], out_point[:n_out], out_time[:n_out]
 
 

@@ -10,6 +10,9 @@ and the blocks enclosed by reached streets are filled when smaller than
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -45,15 +48,22 @@ def care_circles(
     if not thresholds_min or min(thresholds_min) <= 0:
         raise InputError(f"thresholds_min must be positive minutes, got {list(thresholds_min)}.")
     snap = snap_to_network(network, sites, max_access_m=max_access_m)
-    rows = []
-    for site_id, place in snap[snap["edge_id"] >= 0].iterrows():
+
+    def circles_of(item: tuple) -> list[dict]:
+        site_id, place = item
         times = node_times_from(network, place, cutoff_s=max(thresholds_min) * 60)
+        rows = []
         for threshold in sorted(thresholds_min, reverse=True):
             polygon = isochrone_polygon(
                 network, place, times, threshold_s=threshold * 60,
                 street_buffer_m=street_buffer_m, max_hole_m2=max_hole_m2,
             )
             rows.append({"site_id": site_id, "threshold_min": threshold, "area_km2": polygon.area / 1e6, "geometry": polygon})
+        return rows
+
+    network.routing  # build the shared routing matrix before the threads need it
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # GEOS and the kernel release the GIL
+        rows = [row for site_rows in pool.map(circles_of, snap[snap["edge_id"] >= 0].iterrows()) for row in site_rows]
     if not rows:
         return gpd.GeoDataFrame(columns=["site_id", "threshold_min", "area_km2", "geometry"], geometry="geometry", crs=network.crs)
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=network.crs)
@@ -84,9 +94,8 @@ def reached_streets(
     edges where the walk ends (at the frontier, or on the site's own street).
     """
     edges = network.edges
-    node_pos = pd.Series(np.arange(len(network.nodes)), index=network.nodes.index)
-    time_u = times[node_pos.loc[edges["u"]].to_numpy()]
-    time_v = times[node_pos.loc[edges["v"]].to_numpy()]
+    end_u, end_v = network.edge_ends
+    time_u, time_v = times[end_u], times[end_v]
     edge_time = np.maximum(edges["travel_time_s"].to_numpy(), 1e-12)
     from_u = np.clip((threshold_s - time_u) / edge_time, 0, 1)
     from_v = np.clip((threshold_s - time_v) / edge_time, 0, 1)
@@ -124,10 +133,10 @@ def isochrone_polygon(
         return shapely.Polygon()
     # a partial street gets flat ends, so the circle stops where the walk does
     area = shapely.union_all(
-        np.concatenate([
-            shapely.buffer(whole, street_buffer_m, quad_segs=4),
-            shapely.buffer(partial, street_buffer_m, quad_segs=4, cap_style="flat"),
-        ])
+        [
+            *shapely.buffer(whole, street_buffer_m, quad_segs=4),
+            *shapely.buffer(partial, street_buffer_m, quad_segs=4, cap_style="flat"),
+        ]
     )
     return fill_small_holes(area, max_hole_m2)
 

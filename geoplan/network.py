@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import geopandas as gpd
@@ -80,6 +81,18 @@ class WalkNetwork:
     @property
     def crs(self):
         return self.edges.crs
+
+    @cached_property
+    def routing(self) -> tuple[sparse.csr_matrix, pd.Index]:
+        """Symmetric CSR matrix of edge travel times (seconds) and the node ids of its rows, built once."""
+        node_index = self.nodes.index
+        return symmetric_csr(*self.edge_ends, self.edges["travel_time_s"].to_numpy(), len(node_index)), node_index
+
+    @cached_property
+    def edge_ends(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions (in ``nodes``) of every edge's ``u`` and ``v``."""
+        node_index = self.nodes.index
+        return node_index.get_indexer(self.edges["u"]), node_index.get_indexer(self.edges["v"])
 
     def components(self) -> pd.DataFrame:
         """One row per connected component: node count and street length."""
@@ -268,10 +281,7 @@ def build_walk_network(
 
 def routing_matrix(network: WalkNetwork) -> tuple[sparse.csr_matrix, pd.Index]:
     """Symmetric CSR matrix of edge travel times (seconds) and the node ids of its rows."""
-    node_index = network.nodes.index
-    u = node_index.get_indexer(network.edges["u"])
-    v = node_index.get_indexer(network.edges["v"])
-    return symmetric_csr(u, v, network.edges["travel_time_s"].to_numpy(), len(node_index)), node_index
+    return network.routing
 
 
 def symmetric_csr(u: np.ndarray, v: np.ndarray, weight: np.ndarray, n: int) -> sparse.csr_matrix:

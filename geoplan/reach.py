@@ -1,12 +1,15 @@
+# NOTE TO THE OPTIMISER HELPER (temporary, the lead removes it): the issue text placeholder ISSUE_TEXT in your
+# prompt is the full issue 4, which is in /tmp/issue4.txt (or run `issues show 4`). Read it first.
 """Reach: walking times from sites to demand points, up to a cutoff, as a sparse matrix.
 
-This is the hot path of coverage and optimisation. A compiled, bounded
-Dijkstra (:mod:`geoplan._dijkstra`) starts from both ends of each site's street
-edge and stops at the cutoff, so its cost grows with the few hundred nodes a
-15-minute walk reaches rather than with the whole graph; threads share the
-sites. A demand point is reached from either end of its own edge, plus the walk
-along the edge and its walk to the street; a point on the same edge as the site
-may also walk straight along it. Nothing beyond the cutoff is stored.
+This is the hot path of coverage and optimisation. The network is contracted
+to its junctions (runs of pass-through nodes become one link, exactly), and a
+compiled, bounded Dijkstra (:mod:`geoplan._dijkstra`) starts from both ends of
+each site's chain and stops at the cutoff, so its cost grows with the junctions
+a 15-minute walk reaches rather than with the whole graph. A demand point is
+reached from either end of its own chain, plus the walk along it and its walk
+to the street; a point on the same chain as the site may also walk straight
+along it. Nothing beyond the cutoff is stored.
 """
 
 from __future__ import annotations
@@ -32,12 +35,13 @@ log = logging.getLogger(__name__)
 class ReachMatrix:
     """Walking times (seconds) demand x site, kept only up to ``cutoff_s``.
 
-    ``times_s`` is a CSR matrix whose rows follow ``demand_ids`` and whose
-    columns follow ``site_ids``; a stored entry (it may be an explicit 0) means
-    "reachable in that many seconds", a missing one "not within the cutoff".
+    ``times_s`` is a sparse matrix (CSC: one column per site) whose rows follow
+    ``demand_ids`` and whose columns follow ``site_ids``; a stored entry (it may
+    be an explicit 0) means "reachable in that many seconds", a missing one
+    "not within the cutoff". Call ``.tocsr()`` for row access.
     """
 
-    times_s: sparse.csr_matrix
+    times_s: sparse.csc_matrix
     demand_ids: pd.Index
     site_ids: pd.Index
     cutoff_s: float
@@ -102,40 +106,46 @@ def travel_times(
 class Router:
     """A network and its demand points, prepared once for many reach queries.
 
-    Preparing costs a few milliseconds (the routing matrix and, per node, the
-    demand points on its edges); each query then costs only the searches.
+    Preparing contracts the network to its junctions (:mod:`geoplan._chains`)
+    and lists, per junction, the demand points on its chains; each query then
+    costs only the searches.
     """
 
     def __init__(self, network: WalkNetwork, demand: gpd.GeoDataFrame | pd.DataFrame, *, max_access_m: float = DEFAULT_MAX_ACCESS_M):
+        from geoplan._chains import contract_chains
+
         self.network = network
         self.max_access_m = max_access_m
-        self.demand_snap = _snapped(network, demand, max_access_m)
-        self.graph, node_index = routing_matrix(network)
-        edges = network.edges
-        self._edge_row = pd.Index(edges.index)
-        self._edge_a = node_index.get_indexer(edges["u"])
-        self._edge_b = node_index.get_indexer(edges["v"])
-        self._edge_time = edges["travel_time_s"].to_numpy()
-        self._edge_length = edges["length_m"].to_numpy()
+        snap = _snapped(network, demand, max_access_m)
+        self.demand_ids = snap.index
+        self.chains = contract_chains(network)
+        self.graph = self.chains.graph
+        self._edge_row = pd.Index(network.edges.index)
+        self._edge_time = network.edges["travel_time_s"].to_numpy()
+        self._edge_length = network.edges["length_m"].to_numpy()
 
-        snap = self.demand_snap
         self._demand_ok = np.flatnonzero(snap["edge_id"].to_numpy() >= 0)
-        edge, at, access = self._on_edges(snap.iloc[self._demand_ok])
+        chain, at, access = self._on_chains(snap, self._demand_ok)
         n_points = len(self._demand_ok)
         self._point_at, self._point_access = at, access
-        ends = np.concatenate([self._edge_a[edge], self._edge_b[edge]])
-        extra = np.concatenate([at + access, self._edge_time[edge] - at + access])
-        self._attach_indptr, order = _csr_order(ends, len(node_index))
+        ends = np.concatenate([self.chains.chain_start[chain], self.chains.chain_end[chain]])
+        extra = np.concatenate([at + access, self.chains.chain_time_s[chain] - at + access])
+        self._attach_indptr, order = _csr_order(ends, self.graph.shape[0])
         self._attach_point = np.tile(np.arange(n_points), 2)[order]
         self._attach_time = extra[order]
-        self._edge_indptr, order = _csr_order(edge, len(edges))
-        self._edge_point = np.arange(n_points)[order]
+        self._chain_indptr, order = _csr_order(chain, len(self.chains.chain_time_s))
+        self._chain_point = np.arange(n_points)[order]
 
-    def _on_edges(self, snap: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Edge rows, time along the edge from its first end, and access walk time of snapped points."""
-        edge = self._edge_row.get_indexer(snap["edge_id"].to_numpy())
-        fraction = np.clip(snap["position_m"].to_numpy() / np.maximum(self._edge_length[edge], 1e-12), 0.0, 1.0)
-        return edge, fraction * self._edge_time[edge], snap["access_m"].to_numpy() / self.network.walk_speed_mps
+    def _on_chains(self, snap: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For snapped points (the given rows): their chain, time from the chain's start, and access time."""
+        edge_id = snap["edge_id"].to_numpy()[rows]
+        positional = isinstance(self._edge_row, pd.RangeIndex) and self._edge_row.start == 0 and self._edge_row.step == 1
+        edge = edge_id if positional else self._edge_row.get_indexer(edge_id)
+        position = snap["position_m"].to_numpy()[rows]
+        fraction = np.clip(position / np.maximum(self._edge_length[edge], 1e-12), 0.0, 1.0)
+        at = self.chains.position(edge, fraction * self._edge_time[edge], self._edge_time[edge])
+        access = snap["access_m"].to_numpy()[rows] / self.network.walk_speed_mps
+        return self.chains.edge_chain[edge], at, access
 
     def travel_times(self, sites: gpd.GeoDataFrame | pd.DataFrame, *, cutoff_s: float = 900.0, workers: int | None = None) -> ReachMatrix:
         """Walking times from ``sites`` to the prepared demand points within ``cutoff_s``."""
@@ -145,34 +155,38 @@ class Router:
             raise InputError(f"cutoff_s must be positive, got {cutoff_s}.")
         site_snap = _snapped(self.network, sites, self.max_access_m)
         site_ok = np.flatnonzero(site_snap["edge_id"].to_numpy() >= 0)
-        edge, at, access = self._on_edges(site_snap.iloc[site_ok])
-        start_a, start_b = self._edge_a[edge], self._edge_b[edge]
-        time_a, time_b = at + access, self._edge_time[edge] - at + access
+        chain, at, access = self._on_chains(site_snap, site_ok)
+        start_a, start_b = self.chains.chain_start[chain], self.chains.chain_end[chain]
+        time_a, time_b = at + access, self.chains.chain_time_s[chain] - at + access
         graph = self.graph
 
-        def search(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            source, point, time = reach_batch(
+        def search(batch: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            return reach_batch(
                 graph.indptr, graph.indices, graph.data,
-                start_a[batch], time_a[batch], start_b[batch], time_b[batch], edge[batch], at[batch], access[batch],
+                start_a[batch], time_a[batch], start_b[batch], time_b[batch], chain[batch], at[batch], access[batch],
                 self._attach_indptr, self._attach_point, self._attach_time,
-                self._edge_indptr, self._edge_point, self._point_at, self._point_access,
+                self._chain_indptr, self._chain_point, self._point_at, self._point_access,
                 len(self._demand_ok), float(cutoff_s),
             )
-            return batch[source], point, time
 
-        # a thread pays off only when each has a few hundred searches to do
+        # a thread pays off only when it has a few hundred searches to do
         workers = max(1, min(workers or os.cpu_count() or 1, len(site_ok) // 256))
-        batches = np.array_split(np.arange(len(site_ok)), workers)
+        bounds = np.linspace(0, len(site_ok), workers + 1).astype(int)
+        batches = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
         if workers > 1:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 parts = list(pool.map(search, batches))
         else:
             parts = [search(b) for b in batches]
-        site_pos, demand_pos, time_s = (np.concatenate(p) for p in zip(*parts))
-        times = sparse.csr_matrix(
-            (time_s, (self._demand_ok[demand_pos], site_ok[site_pos])), shape=(len(self.demand_snap), len(site_snap))
+        # the kernel returns pairs grouped by site, in site order: a CSC matrix needs no sorting
+        counts = np.zeros(len(site_snap), dtype=np.int64)
+        counts[site_ok] = np.concatenate([np.bincount(src, minlength=b.stop - b.start) for (src, _, _), b in zip(parts, batches)])
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        rows = self._demand_ok[np.concatenate([p for _, p, _ in parts])]
+        times = sparse.csc_matrix(
+            (np.concatenate([t for _, _, t in parts]), rows, indptr), shape=(len(self.demand_ids), len(site_snap))
         )
-        return ReachMatrix(times_s=times, demand_ids=self.demand_snap.index, site_ids=site_snap.index, cutoff_s=float(cutoff_s))
+        return ReachMatrix(times_s=times, demand_ids=self.demand_ids, site_ids=site_snap.index, cutoff_s=float(cutoff_s))
 
 
 def reference_graph(network: WalkNetwork, points: dict[str, pd.DataFrame]) -> nx.Graph:
@@ -203,7 +217,7 @@ def reference_graph(network: WalkNetwork, points: dict[str, pd.DataFrame]) -> nx
 
 def _snapped(network: WalkNetwork, points, max_access_m: float) -> pd.DataFrame:
     if set(SNAP_COLUMNS) <= set(points.columns):
-        return points[SNAP_COLUMNS]
+        return points
     if not isinstance(points, gpd.GeoDataFrame):
         raise InputError("Points must be a GeoDataFrame or carry the snap columns " + ", ".join(SNAP_COLUMNS) + ".")
     return snap_to_network(network, points, max_access_m=max_access_m)
