@@ -1,5 +1,3 @@
-# NOTE TO THE OPTIMISER HELPER (temporary, the lead removes it): the issue text placeholder ISSUE_TEXT in your
-# prompt is the full issue 4, which is in /tmp/issue4.txt (or run `issues show 4`). Read it first.
 """Reach: walking times from sites to demand points, up to a cutoff, as a sparse matrix.
 
 This is the hot path of coverage and optimisation. The network is contracted
