@@ -29,7 +29,7 @@ bench: $(STAMP)
 # Headless Chromium for the map tests (Debian packages; the tests skip without it).
 browser:
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
-	  { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) 2>/dev/null || \
+	  { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null) 2>/dev/null || \
 	    echo "note: could not install chromium; browser tests will be skipped"; }
 
 clean:

@@ -26,7 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+# piped output (logs, CI) gets a wide page rather than rich's default of 80 columns
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 RegionArg = Annotated[str, typer.Option("--region", "-r", help="A shipped region (wuchang, jiangan) or a region .toml file.")]
@@ -147,15 +148,15 @@ def _print_summary(report) -> None:
     summary = report.summary
     thresholds = sorted(summary.index.get_level_values("threshold_min").unique())
     table = Table(title="Within a walk of care 步行可达养老服务 (people, % of group)")
-    table.add_column("group 年龄组")
-    table.add_column("people 人口", justify="right")
+    table.add_column("group 年龄组", no_wrap=True)
+    table.add_column("people 人口", justify="right", no_wrap=True)
     for threshold in thresholds:
-        table.add_column(f"≤ {threshold:g} min", justify="right")
-    table.add_column(f"beyond {max(thresholds):g} min", justify="right")
-    table.add_column("no street near", justify="right")
+        table.add_column(f"≤ {threshold:g} min", justify="right", no_wrap=True)
+    table.add_column(f"> {max(thresholds):g} min", justify="right", no_wrap=True)
+    table.add_column("no street near 无路可达", justify="right", no_wrap=True)
     for group in summary.index.get_level_values("group").unique():
         rows = summary.loc[group]
-        cells = [f"{rows.loc[t, 'covered']:,.0f} ({rows.loc[t, 'covered_pct']:.1f} %)" for t in thresholds]
+        cells = [f"{rows.loc[t, 'covered']:,.0f} {rows.loc[t, 'covered_pct']:5.1f}%" for t in thresholds]
         last = rows.loc[max(thresholds)]
         table.add_row(
             str(last["label"]), f"{last['population']:,.0f}", *cells,

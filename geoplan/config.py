@@ -28,6 +28,7 @@ class RegionInfo:
     name: str
     name_zh: str = ""
     city: str = ""
+    attribution: str = ""  # data credits shown on maps (e.g. "© OpenStreetMap contributors")
 
 
 @dataclass(frozen=True)

@@ -373,17 +373,30 @@ def _settle_ties(positions: pd.DataFrame, counts: pd.DataFrame, tied: pd.Index, 
 
 
 def _nodes_from_end_points(edges: gpd.GeoDataFrame, tolerance_m: float) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Give line ends within ``tolerance_m`` of each other one shared node (chains of near ends join too)."""
+    from scipy.spatial import cKDTree
+
     geometry = edges.geometry.to_numpy()
     start = shapely.get_coordinates(shapely.get_point(geometry, 0))
     end = shapely.get_coordinates(shapely.get_point(geometry, -1))
-    grid = np.round(np.vstack([start, end]) / tolerance_m).astype(np.int64)
-    codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([grid[:, 0], grid[:, 1]]))
+    xy = np.vstack([start, end])
+    pairs = cKDTree(xy).query_pairs(tolerance_m, output_type="ndarray")
+    near = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(xy), len(xy)))
+    _, codes = csgraph.connected_components(near, directed=False)
     n = len(edges)
     edges = edges.copy()
     edges["u"] = codes[:n]
     edges["v"] = codes[n:]
-    xy = np.vstack([start, end])
-    positions = pd.DataFrame(xy, columns=["x", "y"]).groupby(codes).first()
+    positions = pd.DataFrame(xy, columns=["x", "y"]).groupby(codes).mean()
+    # every line must start and end exactly at its nodes
+    ends = positions.to_numpy()
+    coords = shapely.get_coordinates(geometry)
+    last = np.cumsum(shapely.get_num_coordinates(geometry)) - 1
+    first = np.concatenate([[0], last[:-1] + 1])
+    coords[first] = ends[codes[:n]]
+    coords[last] = ends[codes[n:]]
+    moved = shapely.set_coordinates(np.array(geometry, copy=True), coords)  # fills the copy, not the input
+    edges.geometry = gpd.GeoSeries(moved, index=edges.index, crs=edges.crs)
     return edges, positions
 
 
@@ -417,29 +430,63 @@ def _edges_from_graphml(path: Path) -> gpd.GeoDataFrame:
         graph = ox.load_graphml(path)
     except Exception as exc:  # osmnx raises many kinds on a bad file
         raise InputError(f"Cannot read {path} as osmnx GraphML: {exc}") from exc
-    return _edges_from_osmnx_graph(graph, path)
+    return _edges_from_osmnx_graph(_walkable_simplified(graph), path)
 
 
 def _edges_from_osm_xml(path: Path) -> gpd.GeoDataFrame:
     import osmnx as ox
 
+    # read every way unsimplified and with its foot tag, drop what pedestrians
+    # cannot use, and only then simplify, so that no walkable way is merged
+    # with an unwalkable one
+    tags = list(ox.settings.useful_tags_way)
+    ox.settings.useful_tags_way = [*tags, *(t for t in ("foot",) if t not in tags)]
     try:
-        graph = ox.graph_from_xml(path, bidirectional=True, simplify=True, retain_all=True)
+        graph = ox.graph_from_xml(path, bidirectional=True, simplify=False, retain_all=True)
     except Exception as exc:
         raise InputError(f"Cannot read {path} as an OSM XML extract: {exc}") from exc
-    return _edges_from_osmnx_graph(graph, path)
+    finally:
+        ox.settings.useful_tags_way = tags
+    return _edges_from_osmnx_graph(_walkable_simplified(graph), path)
+
+
+def _walkable_simplified(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """An osmnx graph without the ways that are not streets or forbid walking, then simplified.
+
+    Simplifying after the filter keeps a walkable way from being merged with an
+    unwalkable one; a graph saved already simplified is only filtered.
+    """
+    import osmnx as ox
+
+    graph = _without_unwalkable(graph)
+    if graph.number_of_edges() and not graph.graph.get("simplified", False):
+        graph = ox.simplify_graph(graph, edge_attrs_differ=["highway", "foot", "access"])
+    return graph
+
+
+def _without_unwalkable(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """A copy of an osmnx graph without the ways that are not streets or forbid walking."""
+    unwalkable = [
+        (u, v, k)
+        for u, v, k, data in graph.edges(keys=True, data=True)
+        if not _foot_allowed_tags(data)
+    ]
+    graph = graph.copy()
+    graph.remove_edges_from(unwalkable)
+    graph.remove_nodes_from([n for n in list(graph.nodes) if graph.degree(n) == 0])
+    return graph
 
 
 def _edges_from_osmnx_graph(graph: nx.MultiDiGraph, path: Path) -> gpd.GeoDataFrame:
     import osmnx as ox
 
     if graph.number_of_edges() == 0:
-        raise EmptyDataError(f"{path} holds no streets.")
+        raise EmptyDataError(f"{path} holds no walkable streets.")
     edges = ox.convert.graph_to_gdfs(graph, nodes=False, fill_edge_geometry=True).reset_index()
-    edges = edges[_foot_allowed(edges)]
     # the same street is stored once per direction: keep one copy for walking
+    # (two different streets between the same junctions differ in length)
     pair = pd.DataFrame({"a": np.minimum(edges["u"], edges["v"]), "b": np.maximum(edges["u"], edges["v"])})
-    pair["length"] = edges.geometry.length.round(1).to_numpy()
+    pair["length_m"] = edges["length"].astype(float).round(1).to_numpy()
     edges = edges[~pair.duplicated().to_numpy()]
     highway = edges["highway"].map(lambda h: h[0] if isinstance(h, list) else h)
     return gpd.GeoDataFrame(
@@ -449,18 +496,19 @@ def _edges_from_osmnx_graph(graph: nx.MultiDiGraph, path: Path) -> gpd.GeoDataFr
     )
 
 
-def _foot_allowed(edges: pd.DataFrame) -> np.ndarray:
-    """OSM tags that forbid walking: foot=no, access=no/private without foot=yes, area=yes."""
-    def column(name: str) -> pd.Series:
-        if name not in edges:
-            return pd.Series("", index=edges.index)
-        return edges[name].map(lambda t: t[0] if isinstance(t, list) else t).fillna("").astype(str)
+def _foot_allowed_tags(tags: dict) -> bool:
+    """Whether an OSM way's tags let people walk on it: a street, not foot=no, not private, not an area."""
+    def first(name: str) -> str:
+        value = tags.get(name)
+        value = value[0] if isinstance(value, list) else value
+        return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
 
-    foot = column("foot")
-    access = column("access")
-    forbidden = (foot == "no") | (access.isin(["no", "private"]) & ~foot.isin(["yes", "designated"]))
-    forbidden |= column("area") == "yes"
-    return ~forbidden.to_numpy()
+    if not first("highway"):
+        return False  # rail lines, land-use outlines and other ways that are not streets
+    foot = first("foot")
+    if foot == "no" or first("area") == "yes":
+        return False
+    return not (first("access") in ("no", "private") and foot not in ("yes", "designated", "permissive"))
 
 
 def _cache_key(path: Path, boundary, buffer_m, crs, walk_speed_mps, excluded) -> str:

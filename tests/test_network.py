@@ -1,0 +1,280 @@
+"""Tests for geoplan.network: the loaders (OSM XML, centreline layers, GraphML), topology and cache."""
+
+from __future__ import annotations
+
+import logging
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pytest
+import shapely
+from geopandas.testing import assert_geodataframe_equal
+
+import geoplan.network
+from geoplan.errors import CRSMismatchError, EmptyDataError, InputError
+from geoplan.network import DEFAULT_EXCLUDED_HIGHWAYS, build_walk_network, load_network
+from tests.conftest import BOUNDARIES, OSM_XML, STREETS, TEST_DATA, UTM50, X0, Y0, lines_frame, node_at, tiny_network
+
+#: A hand-made extract: see the comment at the top of the file for what each way is.
+PARALLEL_OSM = TEST_DATA / "parallel_ways.osm"
+SPEED = 1.2
+
+
+@pytest.fixture(scope="module")
+def optics_valley():
+    """The shipped OSM XML extract (Optics Valley east), walked at 1.2 m/s."""
+    return load_network(OSM_XML, walk_speed_mps=SPEED)
+
+
+@pytest.fixture(scope="module")
+def parallel():
+    return load_network(PARALLEL_OSM, walk_speed_mps=1.0)
+
+
+# --------------------------------------------------------------------------- OSM XML
+
+
+@pytest.mark.slow  # loads a real network (a few seconds)
+def test_osm_xml_loads(optics_valley):
+    network = optics_valley
+    assert len(network.nodes) > 100 and len(network.edges) > 100
+    assert network.crs.is_projected and network.crs.to_epsg() == 32650  # UTM 50N, Wuhan's zone
+    assert network.walk_speed_mps == SPEED
+    edges = network.edges
+    np.testing.assert_allclose(edges["length_m"], edges.geometry.length, rtol=1e-12)
+    np.testing.assert_allclose(edges["travel_time_s"], edges["length_m"] / SPEED, rtol=1e-12)
+    assert (edges["length_m"] > 0).all()
+    assert (edges["u"] != edges["v"]).all()
+    assert set(edges["u"]) | set(edges["v"]) == set(network.nodes.index)
+    # the extract (bounds about 3.6 km x 1.7 km) in metres of UTM 50N, east of Wuhan's centre;
+    # ways crossing its edge are kept whole, so the streets reach a few km beyond it
+    minx, miny, maxx, maxy = edges.total_bounds
+    assert 240_000 < minx < maxx < 290_000 and 3_360_000 < miny < maxy < 3_390_000
+    assert network.nodes["component"].min() == 0
+    assert network.components().loc[0, "nodes"] == network.nodes["component"].eq(0).sum()
+
+
+@pytest.mark.slow  # loads a real network (a few seconds)
+def test_osm_xml_real_extract_holds_only_streets(optics_valley):
+    highway = optics_valley.edges["highway"]
+    not_streets = optics_valley.edges[highway.isna() | highway.astype(str).isin(["nan", "None", ""])]
+    assert not_streets.empty, f"{len(not_streets)} edges, {not_streets['length_m'].sum() / 1000:.0f} km, have no highway tag"
+
+
+def test_osm_xml_leaves_out_motorways_and_private_ways(parallel):
+    nodes = set(parallel.nodes.index)
+    assert {1, 2, 3}.issubset(nodes)
+    assert not {9, 10} & nodes  # way 106, highway=motorway
+    assert 16 not in nodes  # way 108, access=private
+    assert "motorway" not in set(parallel.edges["highway"])
+
+
+def test_osm_xml_leaves_out_railways(parallel):
+    assert not {7, 8} & set(parallel.nodes.index)  # way 104, railway=tram
+    assert parallel.edges["highway"].notna().all()
+
+
+def test_osm_xml_follows_foot_tags(parallel):
+    nodes = set(parallel.nodes.index)
+    assert 15 not in nodes  # way 107, footway with foot=no
+    assert 17 in nodes  # way 109, access=private but foot=yes
+    graph = parallel.to_networkx()
+    assert nx.shortest_path_length(graph, 3, 4, weight="travel_time_s") == pytest.approx(96, rel=0.01)
+
+
+def test_osm_xml_keeps_two_streets_between_the_same_junctions(parallel):
+    # way 100 (a 636 m detour, listed first) and way 101 (192 m straight) both join nodes 2 and 3
+    inner = parallel.edges[parallel.edges["u"].isin([2, 3, 5, 6]) & parallel.edges["v"].isin([2, 3, 5, 6])]
+    assert inner["length_m"].sum() == pytest.approx(192 + 636, rel=0.01)
+    graph = parallel.to_networkx()
+    assert nx.shortest_path_length(graph, 2, 3, weight="travel_time_s") == pytest.approx(192, rel=0.01)
+
+
+def test_pbf_gives_a_clear_error(tmp_path):
+    pbf = tmp_path / "wuhan.osm.pbf"
+    pbf.write_bytes(b"\x00\x00\x00\x0dOSMHeader not really")
+    with pytest.raises(InputError, match=r"OSM PBF.*osmium cat wuhan\.osm\.pbf -o .*\.osm"):
+        load_network(pbf)
+
+
+def test_unknown_format_gives_a_clear_error(tmp_path):
+    path = tmp_path / "streets.dwg"
+    path.write_bytes(b"AC1032")
+    with pytest.raises(InputError, match=r"Cannot read a street network from streets\.dwg.*\.graphml"):
+        load_network(path)
+
+
+# --------------------------------------------------------------------------- GraphML
+
+
+@pytest.mark.slow  # loads a real network (a few seconds)
+def test_graphml_round_trip(tmp_path, optics_valley):
+    import osmnx as ox
+
+    # saved as a user would from osmnx: unsimplified, with the foot tag kept
+    tags = list(ox.settings.useful_tags_way)
+    ox.settings.useful_tags_way = [*tags, "foot"]
+    try:
+        graph = ox.graph_from_xml(OSM_XML, bidirectional=True, simplify=False, retain_all=True)
+    finally:
+        ox.settings.useful_tags_way = tags
+    path = tmp_path / "optics_valley.graphml"
+    ox.save_graphml(graph, path)
+    network = load_network(path, walk_speed_mps=SPEED)
+    assert network.crs == optics_valley.crs
+    assert set(network.nodes.index) == set(optics_valley.nodes.index)
+    assert len(network.edges) == len(optics_valley.edges)
+
+    def street_set(net):
+        e = net.edges
+        return sorted(zip(np.minimum(e["u"], e["v"]), np.maximum(e["u"], e["v"]), e["length_m"].round(3)))
+
+    assert street_set(network) == street_set(optics_valley)
+    np.testing.assert_allclose(network.edges["travel_time_s"].sum(), optics_valley.edges["travel_time_s"].sum())
+
+
+def test_bad_graphml_gives_a_clear_error(tmp_path):
+    path = tmp_path / "broken.graphml"
+    path.write_text("<graphml><graph>not closed")
+    with pytest.raises(InputError, match=r"Cannot read .*broken\.graphml as osmnx GraphML"):
+        load_network(path)
+
+
+# --------------------------------------------------------------------------- centreline layers
+
+
+def test_gpkg_without_node_ids_builds_the_right_topology(tmp_path):
+    #   (0,100) ---d--- (100,100)
+    #                      |
+    #       (50,50)        b
+    #          |           |
+    #   (0,0) -c-a------ (100,0)      c crosses a at (50,0) with no shared end point
+    #          |
+    #       (50,-50)
+    lines = lines_frame(
+        [
+            [(0, 0), (100, 0)],  # a
+            [(100, 0), (100, 100)],  # b: starts where a ends
+            [(50, -50), (50, 50)],  # c: an overpass over a
+            [(100, 100), (0, 100)],  # d: starts where b ends
+        ],
+        highway=["residential", "residential", "primary", "residential"],
+    )
+    path = tmp_path / "centrelines.gpkg"
+    lines.to_file(path, layer="streets", driver="GPKG")
+    network = load_network(path)
+    assert network.crs.to_epsg() == 32650
+    assert len(network.edges) == 4 and len(network.nodes) == 6  # four ends joined in pairs twice, c's two alone
+    a, b, c, d = (network.edges.iloc[i] for i in range(4))
+    assert a["v"] == b["u"] == node_at(network, 100, 0)
+    assert b["v"] == d["u"] == node_at(network, 100, 100)
+    assert not {c["u"], c["v"]} & {a["u"], a["v"]}  # crossing is not meeting
+    graph = network.to_networkx()
+    assert nx.shortest_path_length(graph, a["u"], d["v"], weight="travel_time_s") == pytest.approx(300)
+    assert not nx.has_path(graph, a["u"], c["u"])
+
+
+def test_end_points_within_the_tolerance_are_joined():
+    # 0.1 m gaps, as drawn by hand in CAD
+    network = tiny_network([[(0, 0), (100, 0)], [(100.1, 0.05), (200, 0)], [(200, 0), (200, 300)]])
+    assert len(network.nodes) == 4
+    assert network.nodes["component"].max() == 0
+
+
+def test_end_points_a_hair_apart_are_joined_wherever_they_lie():
+    # 2 mm apart, straddling x = 0.25 (the half-way line of the 0.5 m grid)
+    network = tiny_network([[(-100, 0), (0.249, 0)], [(0.251, 0), (100, 0)]])
+    assert len(network.nodes) == 3
+
+
+def test_detached_piece_gets_a_component_of_its_own():
+    network = tiny_network(
+        [
+            [(0, 0), (100, 0)], [(100, 0), (200, 0)], [(200, 0), (200, 100)],  # main: 400 m, 4 nodes
+            [(0, 500), (50, 500)],  # a detached 50 m path
+        ]
+    )
+    component = network.nodes["component"]
+    assert component.loc[node_at(network, 0, 500)] == component.loc[node_at(network, 50, 500)] == 1
+    assert component.loc[node_at(network, 0, 0)] == 0  # 0 is the largest piece
+    table = network.components()
+    assert table["nodes"].to_dict() == {0: 4, 1: 2}
+    assert table["street_km"].to_dict() == pytest.approx({0: 0.3, 1: 0.05})
+
+
+def test_motorways_are_left_out():
+    lines = lines_frame(
+        [[(0, 0), (100, 0)], [(100, 0), (200, 0)], [(200, 0), (300, 0)], [(300, 0), (400, 0)], [(0, 0), (0, 100)]],
+        highway=["residential", "motorway", "motorway_link", "trunk", "construction"],
+    )
+    network = build_walk_network(lines, crs=UTM50)
+    assert sorted(network.edges["highway"]) == ["residential", "trunk"]
+    assert network.nodes["component"].max() == 1  # without the motorway the street falls in two
+    walk_all = build_walk_network(lines, crs=UTM50, excluded_highways=())
+    assert len(walk_all.edges) == 5
+
+
+@pytest.mark.slow  # loads a real network (a few seconds)
+def test_real_network_has_no_motorway(wuchang):
+    highways = set(wuchang.network.edges["highway"])
+    assert not highways & set(DEFAULT_EXCLUDED_HIGHWAYS)
+    assert {"residential", "primary", "trunk"} <= highways  # trunk roads stay walkable by default
+
+
+def test_network_without_crs_is_refused():
+    lines = lines_frame([[(0, 0), (100, 0)]]).set_crs(None, allow_override=True)
+    with pytest.raises(CRSMismatchError, match=r"no CRS.*set_crs"):
+        build_walk_network(lines)
+
+
+def test_network_without_lines_is_refused():
+    points = gpd.GeoDataFrame(geometry=[shapely.Point(X0, Y0)], crs=UTM50)
+    with pytest.raises(EmptyDataError, match="no line geometry"):
+        build_walk_network(points)
+
+
+@pytest.mark.slow  # loads a real network (a few seconds)
+def test_every_edge_runs_from_u_to_v(wuchang):
+    network = wuchang.network
+    lines = network.edges.geometry.to_numpy()
+    start = shapely.get_coordinates(shapely.get_point(lines, 0))
+    end = shapely.get_coordinates(shapely.get_point(lines, -1))
+    u_xy = network.nodes.loc[network.edges["u"], ["x", "y"]].to_numpy()
+    v_xy = network.nodes.loc[network.edges["v"], ["x", "y"]].to_numpy()
+    # node positions are kept to the millimetre
+    assert np.hypot(*(start - u_xy).T).max() < 1e-3
+    assert np.hypot(*(end - v_xy).T).max() < 1e-3
+    np.testing.assert_allclose(network.edges["length_m"], network.edges.geometry.length, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def test_cache_gives_the_same_network_and_is_read_the_second_time(tmp_path, monkeypatch, caplog):
+    # a 2 km square of central Wuchang, to keep the build quick
+    districts = gpd.read_file(BOUNDARIES)
+    wuchang = districts[districts["adcode"].astype(str) == "420106"].to_crs(UTM50)
+    centre = wuchang.geometry.iloc[0].representative_point()
+    area = gpd.GeoDataFrame(geometry=[centre.buffer(1000, cap_style="square")], crs=UTM50)
+    cache = tmp_path / "cache"
+    first = load_network(STREETS, boundary=area, buffer_m=200, cache_dir=cache)
+    entries = list(cache.iterdir())
+    assert len(entries) == 1 and not entries[0].name.startswith(".")
+    assert {p.name for p in entries[0].iterdir()} == {"edges.parquet", "nodes.parquet"}
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the cached network was rebuilt")
+
+    monkeypatch.setattr(geoplan.network, "read_street_edges", no_rebuild)
+    with caplog.at_level(logging.INFO, logger="geoplan.network"):
+        second = load_network(STREETS, boundary=area, buffer_m=200, cache_dir=cache)
+    assert "read from cache" in caplog.text
+    assert len(first.edges) > 100
+    assert_geodataframe_equal(second.edges, first.edges)
+    assert_geodataframe_equal(second.nodes, first.nodes)
+    assert second.walk_speed_mps == first.walk_speed_mps
+
+    # another setting is another network: not served from the same cache entry
+    with pytest.raises(AssertionError, match="rebuilt"):
+        load_network(STREETS, boundary=area, buffer_m=200, walk_speed_mps=0.8, cache_dir=cache)
