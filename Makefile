@@ -25,6 +25,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/reach.py
+	$(PY) bench/cli.py
 
 # Headless Chromium for the map tests (Debian packages; the tests skip without it).
 browser:

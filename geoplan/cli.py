@@ -165,5 +165,5 @@ def _print_summary(report) -> None:
     console.print(table)
 
 
-def run() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
+if __name__ == "__main__":  # python -m geoplan.cli
+    app()
