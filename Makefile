@@ -4,30 +4,37 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
 
 .PHONY: run test test-fast bench browser clean
 
-$(STAMP): pyproject.toml
+$(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,bench]"
-	touch $(STAMP)
+	$(PY) -m pip install --quiet -e .
+	touch $@
 
-run: $(STAMP)
+$(VENV)/.test: $(VENV)/.base
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.test
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	touch $@
+
+run: $(VENV)/.base
 	$(VENV)/bin/geoplan coverage --region wuchang
 
-test: $(STAMP) browser
+test: $(VENV)/.test browser
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(VENV)/.test
 	$(PY) -m pytest -q -m "not slow"
 
-bench: $(STAMP)
+bench: $(VENV)/.bench
 	$(PY) bench/reach.py
 	$(PY) bench/cli.py
 
-# Headless Chromium for the map tests (Debian packages; the tests skip without it).
+# Headless Chromium and CJK fonts for the map tests (Debian packages; the tests skip without them).
 browser:
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
 	  { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null) 2>/dev/null || \
