@@ -5,12 +5,16 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test test-fast bench browser clean
+.PHONY: run serve test test-fast bench browser clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.api: $(VENV)/.base
+	$(PY) -m pip install --quiet -e ".[api]"
 	touch $@
 
 $(VENV)/.test: $(VENV)/.base
@@ -24,6 +28,10 @@ $(VENV)/.bench: $(VENV)/.test
 run: $(VENV)/.base
 	$(VENV)/bin/geoplan coverage --region wuchang
 
+# the planning service on http://127.0.0.1:8000 (OpenAPI docs at /docs); one worker holds regions and jobs
+serve: $(VENV)/.api
+	$(VENV)/bin/uvicorn api.main:create_app --factory --host 127.0.0.1 --port 8000
+
 test: $(VENV)/.test browser
 	$(PY) -m pytest -q
 
@@ -33,6 +41,8 @@ test-fast: $(VENV)/.test
 bench: $(VENV)/.bench
 	$(PY) bench/reach.py
 	$(PY) bench/cli.py
+	$(PY) bench/optimize.py
+	$(PY) bench/api.py
 
 # Headless Chromium and CJK fonts for the map tests (Debian packages; the tests skip without them).
 browser:

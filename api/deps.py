@@ -1,0 +1,79 @@
+"""Dependencies as ``Annotated`` aliases: the shared services, settings, and path lookups that 404.
+
+Each reads the shared services straight from the app state (no chains of
+sub-dependencies to solve per request), and the trivial ones are ``async`` so
+that FastAPI resolves them on the event loop instead of a thread hop each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from api.errors import NotFound
+from api.services.jobs import JobRunner
+from api.services.planning import Planning
+from api.services.regions import RegionService
+from api.settings import Settings, get_settings
+from api.store import ScenarioRecord, Store
+
+
+@dataclasses.dataclass(frozen=True)
+class Services:
+    """Everything built once in the lifespan and shared by the requests."""
+
+    settings: Settings
+    store: Store
+    regions: RegionService
+    jobs: JobRunner
+    planning: Planning
+
+
+async def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_store(request: Request) -> Store:
+    return request.app.state.services.store
+
+
+async def get_regions(request: Request) -> RegionService:
+    return request.app.state.services.regions
+
+
+async def get_jobs(request: Request) -> JobRunner:
+    return request.app.state.services.jobs
+
+
+async def get_planning(request: Request) -> Planning:
+    return request.app.state.services.planning
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+RegionsDep = Annotated[RegionService, Depends(get_regions)]
+JobsDep = Annotated[JobRunner, Depends(get_jobs)]
+PlanningDep = Annotated[Planning, Depends(get_planning)]
+
+
+async def region_key(request: Request, region: Annotated[str, Path(max_length=64, description="Region key, e.g. wuchang (GET /regions).")]) -> str:
+    """The path's region key, or 404 naming the regions there are."""
+    return request.app.state.services.regions.require(region)
+
+
+RegionKey = Annotated[str, Depends(region_key)]
+
+
+def scenario_record(request: Request, scenario_id: Annotated[str, Path(max_length=64)]) -> ScenarioRecord:
+    record = request.app.state.services.store.get_scenario(scenario_id)
+    if record is None:
+        raise NotFound(f"No scenario {scenario_id!r}. List them with GET /scenarios.")
+    return record
+
+
+ScenarioDep = Annotated[ScenarioRecord, Depends(scenario_record)]

@@ -1,0 +1,92 @@
+"""The FastAPI application: ``create_app()`` wires settings, shared state, routers and error handlers.
+
+Run it with::
+
+    uvicorn api.main:create_app --factory --host 127.0.0.1 --port 8000
+
+One process (one uvicorn worker): regions are prepared once in it and the
+background jobs run in its threads. OpenAPI docs are at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from geoplan import __version__
+from geoplan.region import Region
+
+from api import errors
+from api.deps import Services
+from api.routers import coverage, facilities, jobs, maps, recommendations, regions, scenarios
+from api.services.jobs import JobRunner
+from api.services.planning import Planning
+from api.services.regions import RegionService
+from api.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Plan elderly-care facilities for Chinese cities: 15-minute walking care circles (15分钟养老服务圈),
+coverage in people, gaps, site recommendations and what-if scenarios.
+
+Coordinates in and out are WGS84 longitude/latitude unless a `coord_system` says otherwise
+(`gcj02` for Amap/Tencent, `bd09` for Baidu). Long solves run as background jobs: the POST answers
+202 with a job id, and `GET /jobs/{id}` (or `/recommendations/{id}`) gives the status and the result.
+"""
+
+
+def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Region] | None = None) -> FastAPI:
+    """The service. ``settings`` override :func:`get_settings` (tests); ``preloaded`` regions skip loading."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        current = app.dependency_overrides.get(get_settings, get_settings)()
+        from api.store import Store
+
+        store = Store(current.db_path)
+        region_service = RegionService(current)
+        for key, region in (preloaded or {}).items():
+            region_service.put(region, key)
+        runner = JobRunner(store, workers=current.job_workers)
+        planning = Planning(store, region_service, runner, max_upload_bytes=current.max_upload_bytes)
+        planning.register_jobs()
+        runner.recover()
+        runner.start()
+        for key in current.preload:
+            log.info("preloading %s", key)
+            await run_in_threadpool(region_service.coverage, region_service.require(key))
+        app.state.services = Services(settings=current, store=store, regions=region_service, jobs=runner, planning=planning)
+        # The prepared regions are millions of long-lived objects: move them out of the garbage
+        # collector's generations, so that collections triggered by requests stay short.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            runner.stop()
+            store.close()
+
+    app = FastAPI(
+        title="geoplan planning service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    if settings is not None:
+        app.dependency_overrides[get_settings] = lambda: settings
+    errors.install(app)
+    for module in (regions, coverage, facilities, scenarios, recommendations, jobs, maps):
+        app.include_router(module.router)
+
+    @app.get("/health", tags=["meta"], summary="Liveness, and which regions are loaded")
+    async def health() -> dict[str, object]:
+        services: Services = app.state.services
+        return {"status": "ok", "regions_loaded": [k for k in services.regions.names() if services.regions.is_loaded(k)]}
+
+    return app

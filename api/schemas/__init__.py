@@ -1,0 +1,1 @@
+"""Pydantic schemas, one module per resource, split by direction (``...Create``/``...Update`` in, ``...Out`` out)."""

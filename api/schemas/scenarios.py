@@ -1,0 +1,139 @@
+"""Scenarios: a region with added and closed facilities (and optimiser settings), run and compared."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas.recommendations import RecommendationParams
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+SiteId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Kind = Literal["station", "canteen", "centre"]
+
+
+class SiteIn(BaseModel):
+    """A facility given by its coordinates (in the request's ``coord_system``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lon: Annotated[Finite, Field(ge=-180, le=180)]
+    lat: Annotated[Finite, Field(ge=-90, le=90)]
+    site_id: SiteId | None = None
+    name: Annotated[str, Field(max_length=200)] | None = None
+    kind: Kind = "station"
+    capacity: Annotated[Finite, Field(ge=0)] | None = None
+    cost: Annotated[Finite, Field(ge=0)] | None = None
+
+
+class SiteOut(BaseModel):
+    site_id: str
+    name: str
+    kind: str
+    lon: float = Field(description="WGS84")
+    lat: float = Field(description="WGS84")
+    capacity: float | None
+    cost: float | None
+
+
+class ScenarioCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    region: str = Field(min_length=1, max_length=64, examples=["wuchang"])
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    coord_system: str = Field("wgs84", max_length=32, description="Of the added sites: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")
+    added: list[SiteIn] = Field(default_factory=list, max_length=1000, description="New facilities.")
+    closed: list[SiteId] = Field(default_factory=list, max_length=1000, description="Ids of existing facilities to close.")
+    recommend: RecommendationParams | None = Field(None, description="Also run the optimiser on the edited region when the scenario runs.")
+
+
+class ScenarioUpdate(BaseModel):
+    """Fields to change; those left out stay as they are (``recommend: null`` removes the optimiser settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    coord_system: str = Field("wgs84", max_length=32, description="Of the added sites.")
+    added: list[SiteIn] | None = Field(None, max_length=1000)
+    closed: list[SiteId] | None = Field(None, max_length=1000)
+    recommend: RecommendationParams | None = None
+
+
+class RunState(BaseModel):
+    job_id: str
+    status: str
+    finished_at: str | None
+
+
+class CoverageChange(BaseModel):
+    group: str
+    label: str
+    threshold_min: float
+    population: float
+    covered_before: float
+    covered_after: float
+    change: float
+    covered_pct_before: float | None
+    covered_pct_after: float | None
+
+
+class SiteChanges(BaseModel):
+    total: int = Field(description="Facilities after the scenario.")
+    added: list[str]
+    closed: list[str]
+    added_cost: float
+
+
+class ScenarioResultOut(BaseModel):
+    scenario_id: str
+    name: str
+    region: str
+    spec_hash: str
+    coverage: list[CoverageChange]
+    sites: SiteChanges
+    plan: dict[str, Any] | None = Field(None, description="The optimiser's plan, when the scenario has recommend settings.")
+
+
+class ScenarioOut(BaseModel):
+    id: str
+    region: str
+    name: str
+    description: str
+    created_at: str
+    updated_at: str
+    facilities_source: Literal["region", "upload"]
+    candidates_source: Literal["region", "upload"]
+    existing: int | None = Field(description="Facilities the scenario starts from (before its edits); null if its region is no longer served.")
+    candidates: int | None
+    added: list[SiteOut]
+    closed: list[str]
+    recommend: RecommendationParams | None
+    spec_hash: str = Field(description="Changes whenever the scenario's content changes.")
+    last_run: RunState | None
+    result: ScenarioResultOut | None = Field(None, description="The result for the current content, once run.")
+    links: dict[str, str]
+
+
+class ScenarioList(BaseModel):
+    scenarios: list[ScenarioOut]
+
+
+class CompareItem(BaseModel):
+    scenario_id: str
+    name: str
+    sites: int
+    added: list[str]
+    closed: list[str]
+    added_cost: float
+    covered: dict[str, float] = Field(description="People within threshold_min, per group.")
+    covered_pct: dict[str, float | None]
+    change: dict[str, float] = Field(description="Covered people minus the first scenario's, per group.")
+
+
+class CompareOut(BaseModel):
+    region: str
+    threshold_min: float
+    scenarios: list[CompareItem]

@@ -1,0 +1,1 @@
+"""The service's domain layer: region cache, coverage indexes, scenarios, jobs. Routes stay thin."""

@@ -1,0 +1,295 @@
+"""Scenarios as stored specs, and the bridge to :mod:`geoplan.scenario` and :mod:`geoplan.optimize`.
+
+A stored spec is plain JSON: the region, the facility and candidate lists a
+user uploaded (or None: the region's), the sites added (WGS84), the ids
+closed and the optimiser settings. Coordinates are converted to WGS84 and
+checked against the region when they come in, so a stored spec always applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geoplan import scenario as gs
+from geoplan.errors import InputError
+from geoplan.region import Region
+from geoplan.sites import empty_sites
+
+from api.errors import Conflict
+from api.services.geojson import plain
+
+#: Fields of a spec that change what a scenario computes (name and description do not).
+CONTENT_KEYS = ("region", "facilities", "candidates", "added", "closed", "recommend")
+SITE_FIELDS = ("site_id", "name", "kind", "lon", "lat", "capacity", "cost")
+
+
+def empty_spec(region: str, name: str, description: str = "") -> dict:
+    return {"region": region, "name": name, "description": description, "facilities": None, "candidates": None,
+            "added": [], "closed": [], "recommend": None}
+
+
+def spec_hash(spec: dict) -> str:
+    content = {k: spec.get(k) for k in CONTENT_KEYS}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data: numpy unwrapped, NaN and inf as None, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if value is pd.NA:
+        return None
+    return str(value)
+
+
+# sites <-> records --------------------------------------------------------------------------
+def records(frame: gpd.GeoDataFrame) -> list[dict]:
+    """Site records (WGS84, rounded to about 1 cm) of a site frame."""
+    if len(frame) == 0:
+        return []
+    wgs = frame.to_crs(4326)
+    out = []
+    for site_id, row, point in zip(wgs.index, wgs.itertuples(), wgs.geometry):
+        out.append({
+            "site_id": str(site_id),
+            "name": str(getattr(row, "name", site_id)),
+            "kind": str(getattr(row, "kind", "station")),
+            "lon": round(float(point.x), 7),
+            "lat": round(float(point.y), 7),
+            "capacity": plain(getattr(row, "capacity", None)),
+            "cost": plain(getattr(row, "cost", None)),
+        })
+    return out
+
+
+def frame(items: list[dict] | None, *, crs, status: str = "existing") -> gpd.GeoDataFrame:
+    """A site frame in ``crs`` from stored WGS84 records."""
+    if not items:
+        return empty_sites(crs)
+    table = pd.DataFrame([{k: item.get(k) for k in SITE_FIELDS} for item in items])
+    return gs.sites_from_points(table, crs=crs, coord_system="wgs84", status=status)
+
+
+def added_records(region: Region, sites: list[dict], *, coord_system: str, taken: set[str]) -> list[dict]:
+    """Added sites from a request: converted to WGS84, checked to lie in the region, given ids that are free."""
+    if not sites:
+        return []
+    table = pd.DataFrame(sites)
+    if "site_id" in table:
+        given = table["site_id"].dropna().astype(str)
+        clash = sorted(set(given) & taken)
+        if clash:
+            raise InputError(f"Added site ids {clash[:10]} are already facility ids; give new sites ids of their own or leave site_id out.")
+        free = (f"new-{i}" for i in range(1, 10**6) if f"new-{i}" not in taken and f"new-{i}" not in set(given))
+        table["site_id"] = [sid if isinstance(sid, str) and sid else next(free) for sid in table["site_id"]]
+    else:
+        free = (f"new-{i}" for i in range(1, 10**6) if f"new-{i}" not in taken)
+        table["site_id"] = [next(free) for _ in range(len(table))]
+    table["cost"] = table["cost"].fillna(1.0) if "cost" in table else 1.0
+    sites_frame = gs.sites_from_points(table, crs=region.crs, coord_system=coord_system, boundary=region.boundary)
+    return records(sites_frame)
+
+
+# spec -> geoplan ----------------------------------------------------------------------------
+def base_facilities(region: Region, spec: dict) -> gpd.GeoDataFrame:
+    return region.facilities if spec.get("facilities") is None else frame(spec["facilities"], crs=region.crs)
+
+
+def to_scenario(region: Region, spec: dict, *, extra_added: list[dict] | None = None, extra_closed: list[str] | None = None,
+                recommend: dict | None = None) -> gs.Scenario:
+    added = list(spec.get("added") or []) + list(extra_added or [])
+    return gs.Scenario(
+        name=spec.get("name", "scenario"),
+        added=frame(added, crs=region.crs) if added else None,
+        closed=tuple(spec.get("closed") or ()) + tuple(extra_closed or ()),
+        facilities=None if spec.get("facilities") is None else frame(spec["facilities"], crs=region.crs),
+        candidates=None if spec.get("candidates") is None else frame(spec["candidates"], crs=region.crs, status="candidate"),
+        recommend=recommend,
+    )
+
+
+def check(region: Region, spec: dict) -> Region:
+    """The edited region, or an InputError saying which closure or id does not fit."""
+    return gs.apply(region, to_scenario(region, spec))
+
+
+# optimiser ----------------------------------------------------------------------------------
+def kind_specs(region: Region, params: dict) -> list:
+    from geoplan.optimize import KindSpec
+
+    top = float(max(region.thresholds_min))
+    specs = []
+    for item in params.get("kinds") or [{"kind": "station", "p": 5}]:
+        options = {k: v for k, v in item.items() if v is not None}
+        options.setdefault("threshold_min", top)
+        specs.append(KindSpec(**options))
+    return specs
+
+
+def recommend_kwargs(region: Region, params: dict) -> dict:
+    """Keyword arguments of ``geoplan.optimize.recommend`` from RecommendationParams data."""
+    kwargs: dict[str, Any] = {
+        "model": params.get("model", "mclp"),
+        "kinds": kind_specs(region, params),
+        "one_per_site": bool(params.get("one_per_site", False)),
+        "total_budget": params.get("total_budget"),
+        "within_threshold": bool(params.get("within_threshold", False)),
+        "minimize": params.get("minimize", "count"),
+        "keep_groups": tuple(params.get("keep_groups") or ("pop_60", "pop_80")),
+        "time_limit_s": float(params.get("time_limit_s", 60.0)),
+        "mip_gap": float(params.get("mip_gap", 0.0)),
+    }
+    if params.get("weights"):
+        kwargs["weights"] = dict(params["weights"])
+    return kwargs
+
+
+def planning_reach(region: Region, *, cutoff_min: float):
+    """Walking times from the region's facilities then candidates (the order ``build_problem`` wants)."""
+    facilities, candidates = region.facilities, region.candidates.assign(status="candidate")
+    columns = ["name", "kind", "status", "cost", "capacity", "geometry"]
+    sites = gpd.GeoDataFrame(
+        pd.concat([facilities[[c for c in columns if c in facilities]], candidates[[c for c in columns if c in candidates]]]),
+        geometry="geometry", crs=region.crs,
+    )
+    return region.reach(sites, cutoff_min=cutoff_min)
+
+
+def precheck(region: Region, kwargs: dict) -> None:
+    """Fail fast, before queueing a solve: bad options, and a coverage target beyond every candidate's reach.
+
+    Raises InputError, or TargetUnreachable (an InfeasibleError) with the best achievable figure.
+    """
+    from geoplan.optimize import TargetUnreachable, build_problem
+    from geoplan.optimize.models import check_request, max_achievable
+
+    problem_kwargs = {"specs": kwargs["kinds"], "reach": kwargs.get("reach")}
+    if "weights" in kwargs:
+        problem_kwargs["weights"] = kwargs["weights"]
+    problem = build_problem(region, **problem_kwargs)
+    check_request(problem, model=kwargs["model"], one_per_site=kwargs["one_per_site"])
+    if kwargs["model"] == "target":
+        for spec in problem.specs:
+            if spec.target_pct is None:
+                continue
+            total = float(problem.people[spec.target_group].sum())
+            best = max_achievable(problem, spec)
+            if total and 100.0 * best / total < spec.target_pct - 1e-9:
+                raise TargetUnreachable(spec, target=spec.target_pct / 100.0 * total, best=best, total=total)
+
+
+def plan_json(plan) -> dict:
+    """The parts of a Plan an API client needs: model, solver, the changed sites and coverage before/after."""
+    data = plan.to_dict()
+    changed = [s for s in data["sites"] if s.get("status") in ("new", "closed")]
+    return jsonable({
+        "region": data["region"],
+        "model": data["model"],
+        "status": plan.status,
+        "optimal": plan.optimal,
+        "objective": plan.objective,
+        "parameters": data["parameters"],
+        "solver": data["solver"],
+        "stages": data["stages"],
+        "new_sites": [s for s in changed if s.get("status") == "new"],
+        "closed_sites": [s for s in changed if s.get("status") == "closed"],
+        "existing_sites": int(sum(1 for s in data["sites"] if s.get("status") == "existing")),
+        "coverage": data["coverage"],
+    })
+
+
+# results ------------------------------------------------------------------------------------
+def result_json(result: gs.ScenarioResult, *, scenario_id: str, spec: dict, spec_hash_: str) -> dict:
+    change = result.change().reset_index()
+    coverage = [
+        {
+            "group": r["group"], "label": r["label"], "threshold_min": float(r["threshold_min"]),
+            "population": r["population"], "covered_before": r["covered_before"], "covered_after": r["covered_after"],
+            "change": r["change"], "covered_pct_before": r["covered_pct_before"], "covered_pct_after": r["covered_pct_after"],
+        }
+        for r in change.to_dict(orient="records")
+    ]
+    plan_sites = None
+    if result.plan is not None:
+        new = result.plan.new_sites
+        new = new[~new.index.duplicated()]
+        plan_sites = {
+            "new": [
+                {"site_id": str(i), "name": str(r["name"]), "kind": str(r["kind"]), "lon": float(r["lon"]), "lat": float(r["lat"]),
+                 "capacity": plain(r.get("capacity")), "cost": plain(r.get("cost"))}
+                for i, r in new.iterrows()
+            ],
+            "closed": [str(i) for i in result.plan.closed_sites.index.unique()],
+        }
+    return jsonable({
+        "scenario_id": scenario_id,
+        "name": spec.get("name", ""),
+        "region": spec["region"],
+        "spec_hash": spec_hash_,
+        "coverage": coverage,
+        "sites": {"total": result.n_sites, "added": list(result.added), "closed": list(result.closed), "added_cost": result.added_cost},
+        "plan": plan_json(result.plan) if result.plan is not None else None,
+        "plan_sites": plan_sites,
+    })
+
+
+def evaluate(region: Region, spec: dict, *, scenario_id: str, reach=None) -> dict:
+    """Run a scenario (edits, optimiser when asked, coverage before/after) into its stored result."""
+    recommend = None
+    if spec.get("recommend") is not None:
+        recommend = recommend_kwargs(region, spec["recommend"])
+        if reach is not None:
+            recommend["reach"] = reach
+    result = gs.run(region, to_scenario(region, spec, recommend=recommend), with_circles=False)
+    return result_json(result, scenario_id=scenario_id, spec=spec, spec_hash_=spec_hash(spec))
+
+
+def final_scenario(region: Region, spec: dict, result: dict | None) -> tuple[gs.Scenario, set[str]]:
+    """The scenario's end state as plain edits (the plan's openings and closures folded in), and the plan's new ids.
+
+    A scenario with optimiser settings needs its stored result for that.
+    """
+    if spec.get("recommend") is None:
+        return to_scenario(region, spec), set()
+    if result is None or not result.get("plan_sites"):
+        raise Conflict(
+            "This scenario has optimiser settings and no result for its current content yet: "
+            "POST /scenarios/{id}/run and wait for the job to succeed."
+        )
+    plan_sites = result["plan_sites"]
+    existing_ids = set(map(str, base_facilities(region, spec).index)) | {s["site_id"] for s in spec.get("added") or []}
+    new = [s for s in plan_sites["new"] if s["site_id"] not in existing_ids]
+    closed = [c for c in plan_sites["closed"] if c not in set(spec.get("closed") or [])]
+    return to_scenario(region, spec, extra_added=new, extra_closed=closed), {s["site_id"] for s in new}
+
+
+def scenario_report(region: Region, spec: dict, result: dict | None, *, with_circles: bool):
+    """The coverage report of a scenario's end state (plan included), sites marked added/new/closed."""
+    scenario, plan_new = final_scenario(region, spec, result)
+    run = gs.run(region, scenario, with_circles=with_circles)
+    report = run.report
+    if plan_new:
+        sites = report.sites.copy()
+        status = np.array(sites["status"].astype(object), dtype=object)
+        status[sites.index.isin(list(plan_new))] = "new"
+        sites["status"] = status
+        report = dataclasses.replace(report, sites=sites)
+    return report

@@ -1,0 +1,73 @@
+"""The SQLite store: WAL, atomic writes, and the recovery of jobs a dead process left running."""
+
+import sqlite3
+
+import pytest
+
+from api.services.jobs import JobRunner
+from api.store import Store
+
+
+def test_wal_and_roundtrip(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    record = store.create_scenario(region="wuchang", name="a", spec={"region": "wuchang", "name": "a", "added": []}, spec_hash="h1")
+    store.put_result(record.id, "h1", {"x": 1}, job_id=None)
+    store.close()
+    reopened = Store(tmp_path / "db.sqlite3")
+    assert reopened.get_scenario(record.id).spec == {"region": "wuchang", "name": "a", "added": []}
+    assert reopened.get_result(record.id, "h1") == {"x": 1}
+    assert reopened.delete_scenario(record.id) and reopened.get_result(record.id, "h1") is None
+
+
+def test_a_failed_write_leaves_nothing(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO scenarios VALUES ('a', 'wuchang', 'n', '{}', 'h', 't', 't')")
+            conn.execute("INSERT INTO scenarios VALUES ('a', 'wuchang', 'n', '{}', 'h', 't', 't')")
+    assert store.list_scenarios() == []
+    with pytest.raises(ValueError):  # NaN is not JSON: refused before anything is written
+        store.create_job(kind="recommendation", params={"p": float("nan")})
+    assert store.list_jobs() == []
+
+
+def test_recovery_fails_running_jobs_and_requeues_queued_ones(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    running = store.create_job(kind="echo", params={"n": 1})
+    store.mark_running(running.id)
+    queued = store.create_job(kind="echo", params={"n": 2})
+    store.close()  # the process "dies" here
+
+    store = Store(tmp_path / "db.sqlite3")
+    runner = JobRunner(store)
+    runner.register("echo", lambda job: {"echo": job.params["n"]})
+    assert runner.recover() == [running.id]
+    runner.start()
+    import time
+
+    for _ in range(200):
+        if store.get_job(queued.id).status == "succeeded":
+            break
+        time.sleep(0.01)
+    runner.stop()
+    failed = store.get_job(running.id)
+    assert failed.status == "failed" and failed.error["type"] == "interrupted" and "Submit it again" in failed.error["message"]
+    assert store.get_job(queued.id).result == {"echo": 2}
+
+
+def test_a_handler_crash_fails_the_job_without_details(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    runner = JobRunner(store)
+    runner.register("boom", lambda job: 1 / 0)
+    runner.start()
+    job = runner.submit("boom", {})
+    import time
+
+    for _ in range(200):
+        if store.get_job(job.id).status == "failed":
+            break
+        time.sleep(0.01)
+    runner.stop()
+    error = store.get_job(job.id).error
+    assert error["type"] == "internal" and "reference" in error["message"] and "division" not in error["message"]
