@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from geoplan.errors import GeoplanError
+from geoplan.errors import GeoplanError, InputError
 
 app = typer.Typer(
     help="geoplan: 15-minute elderly-care circles, coverage gaps and care-site planning for Chinese cities.",
@@ -108,6 +108,111 @@ def coverage(
     console.print(f"Layers: {out_dir}/ ({', '.join(sorted(p.name for p in written.values()))})")
     console.print(f"Map:    {map_file}")
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")
+
+
+@app.command()
+@_friendly_errors
+def recommend(
+    region: RegionArg = "wuchang",
+    facilities: Annotated[Optional[Path], typer.Option(help="Existing facilities (count as already covering): CSV, GeoJSON or GPKG.")] = None,
+    coord_system: Annotated[str, typer.Option(help="Coordinates of the facility file: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")] = "wgs84",
+    drop_outside: Annotated[bool, typer.Option("--drop-outside", help="Leave out facilities outside the region instead of stopping.")] = False,
+    model: Annotated[str, typer.Option(help="mclp (most people for N sites), target (fewest sites for --target %), pmedian (shortest walks), consolidate (close under-used sites).")] = "mclp",
+    stations: Annotated[int, typer.Option(help="New community care stations to place (mclp, pmedian; a cap for target).")] = 5,
+    canteens: Annotated[int, typer.Option(help="New elderly canteens to place beside the stations (mclp).")] = 0,
+    threshold: Annotated[Optional[float], typer.Option(help="Station walk in minutes (default: the region's largest, 15).")] = None,
+    canteen_threshold: Annotated[float, typer.Option(help="Canteen walk in minutes.")] = 10.0,
+    target: Annotated[Optional[float], typer.Option(help="target model: % of --group to bring within the walk, e.g. 80.")] = None,
+    group: Annotated[str, typer.Option(help="Group the target and catchments count: pop_60, pop_65, pop_80, pop_total.")] = "pop_60",
+    min_catchment: Annotated[Optional[float], typer.Option(help="consolidate: existing sites with fewer --group people within the walk may close.")] = None,
+    time_limit: Annotated[float, typer.Option(help="Solver time limit in seconds; a plan found by then is returned, labelled with its gap.")] = 60.0,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the plan (XLSX, GPKG, GeoJSON; default out/<region>).")] = None,
+    map_path: Annotated[Optional[Path], typer.Option("--map", help="Where to write the before/after map (default maps/<region>_plan.html).")] = None,
+    basemap: Annotated[str, typer.Option(help="'none' (works offline) or 'osm' (OpenStreetMap tiles).")] = "none",
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Where new care stations (and canteens) should go: exact optimisation, phased by what each site adds."""
+    from geoplan.maps import coverage_map, save_map
+    from geoplan.region import load_region
+    from geoplan.scenario import Scenario, run
+
+    options = _recommend_options(model, stations=stations, canteens=canteens, threshold=threshold,
+                                 canteen_threshold=canteen_threshold, target=target, group=group,
+                                 min_catchment=min_catchment, time_limit=time_limit)
+    started = time.perf_counter()
+    with _progress() as progress:
+        step = progress.add_task("Loading region (network, population, sites)", total=None)
+        loaded = load_region(
+            region, cache_dir=cache_dir, facilities=facilities,
+            coord_system=coord_system if facilities else None, drop_outside=drop_outside,
+        )
+        progress.update(step, description=f"Loaded {loaded.config.region.name}", completed=1, total=1)
+        step = progress.add_task(f"Optimising ({model}) and analysing the plan", total=None)
+        result = run(loaded, Scenario(name=f"{model} plan", recommend=options))
+        progress.update(step, completed=1, total=1)
+        step = progress.add_task("Writing the plan and the before/after map", total=None)
+        plan = result.plan
+        out_dir = out or Path("out") / loaded.key
+        stem = f"{loaded.key}_plan"
+        written = [plan.to_xlsx(out_dir / f"{stem}.xlsx"), plan.to_gpkg(out_dir / f"{stem}.gpkg"), plan.to_geojson(out_dir / f"{stem}_sites.geojson")]
+        map_file = save_map(
+            coverage_map(result.report, basemap=basemap, newly_covered=plan.newly_covered),
+            map_path or Path("maps") / f"{stem}.html",
+        )
+        progress.update(step, completed=1, total=1)
+
+    _print_plan(plan, result)
+    console.print(f"Plan:   {', '.join(str(p) for p in written)}")
+    console.print(f"Map:    {map_file}")
+    console.print(f"Done in {time.perf_counter() - started:.1f} s.")
+
+
+def _recommend_options(model: str, *, stations, canteens, threshold, canteen_threshold, target, group, min_catchment, time_limit) -> dict:
+    """The CLI's options as keyword arguments of :func:`geoplan.optimize.recommend`."""
+    if stations < 0 or canteens < 0:
+        raise InputError("--stations and --canteens count sites: give 0 or more.")
+    station: dict = {"p": stations}
+    if threshold is not None:
+        station["threshold_min"] = threshold
+    if model == "target":
+        if target is None:
+            raise InputError("The target model needs --target, the % of --group to reach (e.g. --target 80).")
+        station = {**station, "target_pct": target, "target_group": group, "p": None}
+    if model == "consolidate":
+        if min_catchment is None:
+            raise InputError("The consolidate model needs --min-catchment, the fewest people a site must serve to stay open.")
+        station = {**station, "min_catchment": min_catchment, "target_group": group}
+    kinds = {"station": station}
+    if canteens and model == "mclp":
+        kinds["canteen"] = {"p": canteens, "threshold_min": canteen_threshold}
+    return {"model": model, "kinds": kinds, "time_limit_s": time_limit}
+
+
+def _print_plan(plan, result) -> None:
+    stats = plan.solver
+    optimal = "proven optimal" if plan.optimal else f"NOT proven optimal (status {stats.status}, gap {stats.gap})"
+    console.print(f"Model {plan.model}, solved by {stats.solver}: {optimal}; objective {stats.objective:,.1f}, bound {stats.bound:,.1f}, {stats.solve_s:.2f} s.", highlight=False)
+    new = plan.new_sites
+    table = Table(title="Recommended new sites, in build order 推荐新建站点(按建设顺序)")
+    for column in ("phase", "site", "kind", "lon", "lat", "adds 60+", "adds 80+"):
+        table.add_column(column, justify="right" if column not in ("site", "kind") else "left", no_wrap=True)
+    for site_id, row in new.iterrows():
+        table.add_row(
+            f"{int(row['phase'])}", str(site_id), str(row["kind"]), f"{row['lon']:.5f}", f"{row['lat']:.5f}",
+            f"{row.get('gain_pop_60', float('nan')):,.0f}", f"{row.get('gain_pop_80', float('nan')):,.0f}",
+        )
+    console.print(table)
+    closed = plan.closed_sites
+    if len(closed):
+        console.print(f"To close: {', '.join(f'{i} ({r})' for i, r in zip(closed.index, closed.get('reason', [''] * len(closed))))}", highlight=False)
+    change = result.change()
+    table = Table(title="Within a walk of care, before and after the plan (people)")
+    for column in ("group", "min", "before", "after", "change"):
+        table.add_column(column, justify="right" if column != "group" else "left", no_wrap=True)
+    for (group, threshold), row in change.iterrows():
+        table.add_row(str(row["label"]), f"{threshold:g}", f"{row['covered_before']:,.0f} {row['covered_pct_before']:5.1f}%",
+                      f"{row['covered_after']:,.0f} {row['covered_pct_after']:5.1f}%", f"{row['change']:+,.0f}")
+    console.print(table)
 
 
 def _progress() -> Progress:

@@ -72,6 +72,9 @@ _UNIT_NO_DATA = "#bdbdbd"
 _SITE_STYLES = {
     "existing": {"radius": 7, "color": "#ffffff", "weight": 1.5, "fillColor": "#6a3d9a", "fillOpacity": 1.0},
     "candidate": {"radius": 4.5, "color": "#222222", "weight": 1.5, "fillColor": "#ffffff", "fillOpacity": 1.0},
+    "new": {"radius": 8, "color": "#ffffff", "weight": 2, "fillColor": "#e6550d", "fillOpacity": 1.0},
+    "added": {"radius": 8, "color": "#ffffff", "weight": 2, "fillColor": "#d94801", "fillOpacity": 1.0},
+    "closed": {"radius": 6, "color": "#cb181d", "weight": 2.5, "fillColor": "#d9d9d9", "fillOpacity": 1.0},
 }
 _OTHER_SITE_STYLE = {"radius": 6, "color": "#ffffff", "weight": 1.5, "fillColor": "#238b45", "fillOpacity": 1.0}
 _BOUNDARY_STYLE = {"color": "#333333", "weight": 2, "dashArray": "6 4", "fill": False}
@@ -81,8 +84,21 @@ _KIND_LABELS = {
     "canteen": "老年食堂 elderly canteen",
     "centre": "养老服务中心 care centre",
 }
-_STATUS_LAYERS = {"existing": ("现有养老设施", "Existing care facilities"), "candidate": ("候选站点", "Candidate sites")}
-_STATUS_LABELS = {"existing": "现有 existing", "candidate": "候选 candidate"}
+_STATUS_LAYERS = {
+    "existing": ("现有养老设施", "Existing care facilities"),
+    "new": ("推荐新建站点", "Recommended new sites"),
+    "added": ("新增站点", "Added sites"),
+    "closed": ("拟撤并设施", "Facilities to close"),
+    "candidate": ("候选站点", "Candidate sites"),
+}
+_STATUS_LABELS = {
+    "existing": "现有 existing",
+    "new": "推荐新建 recommended new",
+    "added": "新增 added",
+    "closed": "拟撤并 to close",
+    "candidate": "候选 candidate",
+}
+_NEWLY_COVERED_COLOUR = "#31a354"
 
 # Panes, bottom to top: care circles (below the overlay pane), then the default
 # overlay pane (gaps, units), the boundary, and the sites on top, whatever layers
@@ -91,7 +107,9 @@ _CIRCLE_Z = 350
 _BOUNDARY_PANE, _SITES_PANE = "geoplanBoundary", "geoplanSites"
 
 
-def coverage_map(report: CoverageReport, *, basemap: str = "none") -> folium.Map:
+def coverage_map(
+    report: CoverageReport, *, basemap: str = "none", newly_covered: gpd.GeoDataFrame | None = None
+) -> folium.Map:
     """A web map of ``report``: care circles, sites, uncovered elderly, community coverage.
 
     Layers (each switchable in the layer control, named in Chinese and English):
@@ -108,6 +126,10 @@ def coverage_map(report: CoverageReport, *, basemap: str = "none") -> folium.Map
     basemap
         ``"none"`` (a plain background, no network at all) or ``"osm"``
         (OpenStreetMap tiles, fetched from tile.openstreetmap.org when viewed).
+    newly_covered
+        Cells a plan brings within the walk (``Plan.newly_covered``), drawn as
+        their own layer for a before/after view. Sites whose ``status`` is
+        ``new``, ``added`` or ``closed`` get their own layers too.
 
     Returns
     -------
@@ -164,6 +186,12 @@ def coverage_map(report: CoverageReport, *, basemap: str = "none") -> folium.Map
         gap_layer = folium.FeatureGroup(name=gaps_name, show=True).add_to(m)
         _add_gaps(gap_layer, report.gaps, group=group, top=top, breaks=breaks, colours=colours)
         legend.append(_legend_gaps(gaps_name, label, top, breaks, colours, _cell_size_m(report.gaps)))
+
+    if newly_covered is not None and len(newly_covered):
+        newly_name = f"新覆盖老年人({label}) Elderly {label} newly within reach"
+        newly_layer = folium.FeatureGroup(name=newly_name, show=True).add_to(m)
+        _add_newly_covered(newly_layer, newly_covered.to_crs(region.crs), top=top)
+        legend.append(_section(newly_name, [_row(_swatch(_NEWLY_COVERED_COLOUR, opacity=0.8), "规划后步行可达 within reach after the plan", layer=newly_name)], layer=newly_name))
 
     units_name = f"社区覆盖率 Community coverage ({label} within {top:g} min)"
     if report.units is not None and region.communities is not None:
@@ -233,6 +261,19 @@ def _add_gaps(layer, gaps: gpd.GeoDataFrame, *, group: str, top: float, breaks: 
     folium.GeoJson(
         _geojson(frame, tolerance_m=SIMPLIFY_M),
         style_function=lambda feature: {"weight": 0, "fillColor": colour_of[feature["id"]], "fillOpacity": 0.8},
+        on_each_feature=_popup(rows, top=top),
+    ).add_to(layer)
+
+
+def _add_newly_covered(layer, cells: gpd.GeoDataFrame, *, top: float) -> None:
+    frame = gpd.GeoDataFrame(
+        {"p60": _whole(cells, "pop_60"), "p80": _whole(cells, "pop_80")}, index=cells.index, geometry=cells.geometry, crs=cells.crs
+    )
+    frame = frame[~frame.index.duplicated()]  # a cell newly reached by a station and a canteen is drawn once
+    rows = [("60岁以上 people 60+", "p60", "people"), ("80岁以上 people 80+", "p80", "people")]
+    folium.GeoJson(
+        _geojson(frame, tolerance_m=SIMPLIFY_M),
+        style_function=_constant_style({"weight": 0, "fillColor": _NEWLY_COVERED_COLOUR, "fillOpacity": 0.8}),
         on_each_feature=_popup(rows, top=top),
     ).add_to(layer)
 
