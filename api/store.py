@@ -63,6 +63,10 @@ def new_id() -> str:
     return secrets.token_hex(8)
 
 
+class StaleScenario(Exception):
+    """A scenario changed between reading it and writing the change."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ScenarioRecord:
     id: str
@@ -115,10 +119,13 @@ class Store:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # a failed COMMIT (disk full, I/O error) must not leave the shared connection inside a
+                # transaction, or every later BEGIN fails; SQLite may already have rolled back by itself
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -135,15 +142,28 @@ class Store:
             )
         return record
 
-    def update_scenario(self, scenario_id: str, *, name: str, spec: dict, spec_hash: str) -> ScenarioRecord | None:
+    def update_scenario(
+        self, scenario_id: str, *, name: str, spec: dict, spec_hash: str, expected: ScenarioRecord | None = None
+    ) -> ScenarioRecord | None:
+        """Replace a scenario's name and spec; None if it does not exist.
+
+        With ``expected`` (the record the change was made from), the update applies only if the
+        stored scenario is still that version, else :class:`StaleScenario` (no lost updates when
+        two requests edit one scenario at once).
+        """
+        sql = "UPDATE scenarios SET name = ?, spec = ?, spec_hash = ?, updated_at = ? WHERE id = ?"
+        params: tuple = (name, _dump(spec), spec_hash, now(), scenario_id)
+        if expected is not None:
+            sql += " AND updated_at = ? AND spec_hash = ? AND name = ?"
+            params += (expected.updated_at, expected.spec_hash, expected.name)
         with self.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE scenarios SET name = ?, spec = ?, spec_hash = ?, updated_at = ? WHERE id = ?",
-                (name, _dump(spec), spec_hash, now(), scenario_id),
-            )
+            cursor = conn.execute(sql, params)
             if cursor.rowcount == 0:
+                if expected is not None and conn.execute("SELECT 1 FROM scenarios WHERE id = ?", (scenario_id,)).fetchone():
+                    raise StaleScenario(scenario_id)
                 return None
-        return self.get_scenario(scenario_id)
+            row = conn.execute("SELECT * FROM scenarios WHERE id = ?", (scenario_id,)).fetchone()
+        return _scenario(row)
 
     def get_scenario(self, scenario_id: str) -> ScenarioRecord | None:
         rows = self._query("SELECT * FROM scenarios WHERE id = ?", (scenario_id,))

@@ -118,8 +118,17 @@ class JobRunner:
                 "message": f"The job failed unexpectedly (reference {reference}); the server log has the details.",
             })
         else:
-            self.store.mark_succeeded(job_id, jsonable(result))
-            log.info("jobs: %s %s succeeded", job.kind, job_id)
+            try:
+                self.store.mark_succeeded(job_id, jsonable(result))
+            except Exception as exc:  # e.g. a result SQLite cannot store: fail the job rather than leave it 'running'
+                reference = secrets.token_hex(4)
+                log.error("jobs: %s %s could not store its result (reference %s)", job.kind, job_id, reference, exc_info=exc)
+                self.store.mark_failed(job_id, {
+                    "type": "internal",
+                    "message": f"The job finished but its result could not be stored (reference {reference}); the server log has the details.",
+                })
+            else:
+                log.info("jobs: %s %s succeeded", job.kind, job_id)
         finally:
             with self._lock:
                 self._running.discard(job_id)

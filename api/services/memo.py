@@ -33,13 +33,15 @@ class Memo(Generic[V]):
             return value
         with self._lock:
             lock = self._building.setdefault(key, threading.Lock())
-        with lock:  # a second caller waits here for the first one's build
-            value = self.peek(key)
-            if value is None:
-                value = build()
-                self.put(key, value)
-        with self._lock:
-            self._building.pop(key, None)
+        try:
+            with lock:  # a second caller waits here for the first one's build
+                value = self.peek(key)
+                if value is None:
+                    value = build()
+                    self.put(key, value)
+        finally:  # also when build() fails: no lock left behind per failed key
+            with self._lock:
+                self._building.pop(key, None)
         return value
 
     def put(self, key: Hashable, value: V) -> None:

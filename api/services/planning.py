@@ -27,7 +27,7 @@ from api.services.coverage import CoverageIndex
 from api.services.jobs import JobRunner
 from api.services.memo import Memo
 from api.services.regions import RegionService, point_site, sites_collection
-from api.store import JobRecord, ScenarioRecord, Store
+from api.store import JobRecord, ScenarioRecord, StaleScenario, Store
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,12 @@ class Planning:
         return saved, info
 
     def _save(self, record: ScenarioRecord, spec: dict) -> ScenarioRecord:
-        saved = self.store.update_scenario(record.id, name=spec["name"], spec=spec, spec_hash=sc.spec_hash(spec))
+        try:
+            saved = self.store.update_scenario(record.id, name=spec["name"], spec=spec, spec_hash=sc.spec_hash(spec), expected=record)
+        except StaleScenario:
+            raise Conflict(
+                f"Scenario {record.id!r} was changed by another request meanwhile; GET /scenarios/{record.id} and apply the change again."
+            ) from None
         if saved is None:
             raise NotFound(f"Scenario {record.id!r} was deleted meanwhile.")
         return saved
@@ -130,6 +135,11 @@ class Planning:
     def _recommend_kwargs(self, region: Region, params: dict, *, sites_key: str) -> dict:
         kwargs = sc.recommend_kwargs(region, params)
         cutoff = max([float(max(region.thresholds_min)), *(s.threshold_min for s in kwargs["kinds"])])
+        if kwargs["model"] == "pmedian":
+            # as geoplan.optimize.recommend does by default (pmedian_cutoff_min): walks up to twice the
+            # threshold, a person with no site that near counting that long; a shorter reach matrix would
+            # silently make the p-median's penalty the threshold itself
+            cutoff *= 2
         kwargs["reach"] = self._reach.get((region.key, sites_key, cutoff), lambda: sc.planning_reach(region, cutoff_min=cutoff))
         return kwargs
 

@@ -432,7 +432,14 @@ def build_problem(
     demand = region.demand
     times = reach.times_s
     if not reach.demand_ids.equals(demand.index):
-        times = sparse.csr_matrix(times)[reach.demand_ids.get_indexer(demand.index)]
+        rows = reach.demand_ids.get_indexer(demand.index)
+        if (rows < 0).any():  # -1 would silently take the last row's walking times
+            missing = sorted(map(str, demand.index[rows < 0]))[:10]
+            raise InputError(
+                f"The given reach matrix has no walking times for demand points {missing}; "
+                "compute it for the region's demand (region.reach(...))."
+            )
+        times = sparse.csr_matrix(times)[rows]
     eligible = {k: sites.index.isin(ids) & (sites["status"].to_numpy() == "candidate") for k, ids in eligible_ids.items()}
     return Problem.from_matrix(
         times,

@@ -16,7 +16,7 @@ def test_region_map_is_embeddable_html(client):
 def test_scenario_map_shows_added_and_closed_sites(client, scenario):
     client.patch(f"/scenarios/{scenario['id']}", json={"added": [{"lon": 114.307, "lat": 30.5607}], "closed": ["S05"]})
     page = client.get(f"/scenarios/{scenario['id']}/map").text
-    assert "Sites (added)" in page and "Sites (closed)" in page
+    assert "Added sites" in page and "Facilities to close" in page  # geoplan.maps._STATUS_LAYERS
 
 
 def test_map_errors(client):

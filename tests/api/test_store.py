@@ -71,3 +71,28 @@ def test_a_handler_crash_fails_the_job_without_details(tmp_path):
     runner.stop()
     error = store.get_job(job.id).error
     assert error["type"] == "internal" and "reference" in error["message"] and "division" not in error["message"]
+
+
+def test_an_update_from_a_stale_read_is_refused(tmp_path):
+    """Two edits made from the same read: the second must not silently overwrite the first."""
+    from api.store import StaleScenario
+
+    store = Store(tmp_path / "db.sqlite3")
+    read = store.create_scenario(region="wuchang", name="a", spec={"closed": []}, spec_hash="h1")
+    first = store.update_scenario(read.id, name="a", spec={"closed": ["S01"]}, spec_hash="h2", expected=read)
+    assert first.spec == {"closed": ["S01"]}
+    with pytest.raises(StaleScenario):
+        store.update_scenario(read.id, name="a", spec={"closed": ["S02"]}, spec_hash="h3", expected=read)
+    assert store.get_scenario(read.id).spec == {"closed": ["S01"]}
+    store.delete_scenario(read.id)
+    assert store.update_scenario(read.id, name="a", spec={}, spec_hash="h4", expected=first) is None
+
+
+def test_a_job_whose_result_cannot_be_stored_fails_instead_of_staying_running(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    runner = JobRunner(store)
+    runner.register("bad", lambda job: {"text": "\ud800"})  # a lone surrogate: SQLite cannot store it as UTF-8
+    job = runner.submit("bad", {})
+    runner._run(job.id)
+    stored = store.get_job(job.id)
+    assert stored.status == "failed" and stored.error["type"] == "internal"
