@@ -84,16 +84,10 @@ def coverage(
     """Who lives within a 5/10/15-minute walk of care, in people, with gap layers and a web map."""
     from geoplan.analysis import analyse_coverage
     from geoplan.maps import coverage_map, save_map
-    from geoplan.region import load_region
 
     started = time.perf_counter()
     with _progress() as progress:
-        step = progress.add_task("Loading region (network, population, sites)", total=None)
-        loaded = load_region(
-            region, cache_dir=cache_dir, facilities=facilities,
-            coord_system=coord_system if facilities else None, drop_outside=drop_outside,
-        )
-        progress.update(step, description=f"Loaded {loaded.config.region.name}", completed=1, total=1)
+        loaded = _load_region(progress, region, facilities, coord_system, drop_outside, cache_dir)
         step = progress.add_task("Walking times, coverage and care circles", total=None)
         report = analyse_coverage(loaded, with_circles=circles)
         progress.update(step, completed=1, total=1)
@@ -133,7 +127,6 @@ def recommend(
 ) -> None:
     """Where new care stations (and canteens) should go: exact optimisation, phased by what each site adds."""
     from geoplan.maps import coverage_map, save_map
-    from geoplan.region import load_region
     from geoplan.scenario import Scenario, run
 
     options = _recommend_options(model, stations=stations, canteens=canteens, threshold=threshold,
@@ -141,12 +134,7 @@ def recommend(
                                  min_catchment=min_catchment, time_limit=time_limit)
     started = time.perf_counter()
     with _progress() as progress:
-        step = progress.add_task("Loading region (network, population, sites)", total=None)
-        loaded = load_region(
-            region, cache_dir=cache_dir, facilities=facilities,
-            coord_system=coord_system if facilities else None, drop_outside=drop_outside,
-        )
-        progress.update(step, description=f"Loaded {loaded.config.region.name}", completed=1, total=1)
+        loaded = _load_region(progress, region, facilities, coord_system, drop_outside, cache_dir)
         step = progress.add_task(f"Optimising ({model}) and analysing the plan", total=None)
         result = run(loaded, Scenario(name=f"{model} plan", recommend=options))
         progress.update(step, completed=1, total=1)
@@ -213,6 +201,19 @@ def _print_plan(plan, result) -> None:
         table.add_row(str(row["label"]), f"{threshold:g}", f"{row['covered_before']:,.0f} {row['covered_pct_before']:5.1f}%",
                       f"{row['covered_after']:,.0f} {row['covered_pct_after']:5.1f}%", f"{row['change']:+,.0f}")
     console.print(table)
+
+
+def _load_region(progress: Progress, region: str, facilities: Path | None, coord_system: str, drop_outside: bool, cache_dir: Path | None):
+    """Load the region as a progress step (the coordinate system applies only to a facility file)."""
+    from geoplan.region import load_region
+
+    step = progress.add_task("Loading region (network, population, sites)", total=None)
+    loaded = load_region(
+        region, cache_dir=cache_dir, facilities=facilities,
+        coord_system=coord_system if facilities else None, drop_outside=drop_outside,
+    )
+    progress.update(step, description=f"Loaded {loaded.config.region.name}", completed=1, total=1)
+    return loaded
 
 
 def _progress() -> Progress:

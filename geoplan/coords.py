@@ -218,6 +218,24 @@ def _invert(
     return x, y
 
 
+def _inside_china(transform, lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
+    """Apply ``transform`` (arrays in, arrays out) to the points inside the mainland-China box only."""
+    x, y = _as_arrays(lon, lat)
+    inside = _in_china(x, y)
+    if np.any(inside):
+        x[inside], y[inside] = transform(x[inside], y[inside])
+    return _out(x, y)
+
+
+def _gcj_backward(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    dlon, dlat = _gcj_offset(lon, lat)
+    return _invert(_gcj_forward, lon, lat, lon - dlon, lat - dlat)
+
+
+def _bd_backward(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _invert(_bd_forward, lon, lat, *_bd_backward_approx(lon, lat))
+
+
 def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
     """Convert WGS84 longitude/latitude to GCJ-02 (Amap, Tencent).
 
@@ -232,13 +250,7 @@ def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatO
         GCJ-02 coordinates, floats for scalar input, else arrays of the
         broadcast shape. Points outside the mainland-China box are unchanged.
     """
-    x, y = _as_arrays(lon, lat)
-    inside = _in_china(x, y)
-    if np.any(inside):
-        gx, gy = _gcj_forward(x[inside], y[inside])
-        x[inside] = gx
-        y[inside] = gy
-    return _out(x, y)
+    return _inside_china(_gcj_forward, lon, lat)
 
 
 def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
@@ -259,15 +271,7 @@ def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatO
         WGS84 coordinates, floats for scalar input, else arrays of the broadcast
         shape. Points outside the mainland-China box are unchanged.
     """
-    x, y = _as_arrays(lon, lat)
-    inside = _in_china(x, y)
-    if np.any(inside):
-        gx, gy = x[inside], y[inside]
-        dlon, dlat = _gcj_offset(gx, gy)
-        wx, wy = _invert(_gcj_forward, gx, gy, gx - dlon, gy - dlat)
-        x[inside] = wx
-        y[inside] = wy
-    return _out(x, y)
+    return _inside_china(_gcj_backward, lon, lat)
 
 
 def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
@@ -284,13 +288,7 @@ def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatOr
         BD-09 coordinates, floats for scalar input, else arrays of the
         broadcast shape. Points outside the mainland-China box are unchanged.
     """
-    x, y = _as_arrays(lon, lat)
-    inside = _in_china(x, y)
-    if np.any(inside):
-        bx, by = _bd_forward(x[inside], y[inside])
-        x[inside] = bx
-        y[inside] = by
-    return _out(x, y)
+    return _inside_china(_bd_forward, lon, lat)
 
 
 def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
@@ -310,14 +308,7 @@ def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatOr
         GCJ-02 coordinates, floats for scalar input, else arrays of the
         broadcast shape. Points outside the mainland-China box are unchanged.
     """
-    x, y = _as_arrays(lon, lat)
-    inside = _in_china(x, y)
-    if np.any(inside):
-        bx, by = x[inside], y[inside]
-        gx, gy = _invert(_bd_forward, bx, by, *_bd_backward_approx(bx, by))
-        x[inside] = gx
-        y[inside] = gy
-    return _out(x, y)
+    return _inside_china(_bd_backward, lon, lat)
 
 
 def wgs84_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from geoplan.demand import GROUP_LABELS, population_columns
+from geoplan.errors import InputError
 from geoplan.reach import ReachMatrix
 
 
@@ -102,7 +103,7 @@ def by_unit(
     unit, for targets such as "60 % of communities have a day-care station".
     """
     if "unit_id" not in demand:
-        raise KeyError("demand has no unit_id column; load the region with community units.")
+        raise InputError("The demand has no unit_id column: give the region community units ([communities] in its config).")
     groups = population_columns(demand)
     covered = nearest_time_s(reach, demand).to_numpy() <= threshold_min * 60 + 1e-9
     frame = demand[groups].copy()
