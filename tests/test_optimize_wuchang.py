@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import geoplan
+from geoplan.errors import InputError
 from geoplan.optimize import KindSpec, Problem, TargetUnreachable, optimize, priority_weights, recommend
 
 pytestmark = pytest.mark.slow  # loads the real district (a few seconds) and runs spopt
@@ -132,3 +133,10 @@ def test_recommend_with_existing_facilities(wuchang):
     assert not set(new.index) & set(region.facilities.index)
     with pytest.raises(TargetUnreachable, match=r"at most 7\d\.\d %"):
         recommend(region, model="target", target_pct=80)
+
+
+def test_pmedian_refuses_a_reach_shorter_than_its_cutoff(wuchang):
+    # people beyond a 15-min reach would silently cost 15 min instead of the default 30-min penalty
+    short = wuchang.reach(wuchang.candidates, cutoff_min=15)
+    with pytest.raises(InputError, match=r"p-median needs walking times up to pmedian_cutoff_min = 30 min"):
+        recommend(wuchang, model="pmedian", p=3, reach=short)

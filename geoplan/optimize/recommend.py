@@ -140,6 +140,12 @@ def recommend(
         cutoff_min = pmedian_cutoff_min if pmedian_cutoff_min is not None else 2 * cutoff_min
         if cutoff_min < max(s.threshold_min for s in specs):
             raise InputError(f"pmedian_cutoff_min ({cutoff_min:g}) must be at least the threshold.")
+        if reach is not None and reach.cutoff_s + 1e-9 < cutoff_min * 60:
+            # walks beyond the reach's cutoff would silently cost only its cutoff
+            raise InputError(
+                f"The given reach matrix stops at {reach.cutoff_s / 60:g} min, but p-median needs walking times "
+                f"up to pmedian_cutoff_min = {cutoff_min:g} min. Compute it with region.reach(sites, cutoff_min={cutoff_min:g})."
+            )
     problem = build_problem(
         region, specs=specs, weights=weights, candidates=candidates, facilities=facilities, costs=costs, reach=reach,
         cutoff_min=cutoff_min,
