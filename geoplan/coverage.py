@@ -14,13 +14,18 @@ import pandas as pd
 
 from geoplan.demand import GROUP_LABELS, population_columns
 from geoplan.errors import InputError
-from geoplan.reach import ReachMatrix
+from geoplan.reach import ReachMatrix, within_time
 
 
 def nearest_time_s(reach: ReachMatrix, demand: pd.DataFrame) -> pd.Series:
-    """Each demand point's walk to its nearest site, in seconds (inf beyond the cutoff)."""
-    times = reach.nearest_time_s()
-    return times.reindex(demand.index, fill_value=np.inf)
+    """Each demand point's walk to its nearest site, in seconds, following ``demand``'s rows (inf: none within the cutoff)."""
+    return reach.nearest_time_s().reindex(demand.index, fill_value=np.inf)
+
+
+def covered(reach: ReachMatrix, demand: pd.DataFrame, threshold_min: float) -> np.ndarray:
+    """Per row of ``demand``: some site is within ``threshold_min`` (refused beyond the reach's cutoff)."""
+    threshold_s = reach.check_threshold(threshold_min * 60)
+    return within_time(nearest_time_s(reach, demand).to_numpy(), threshold_s)
 
 
 def coverage_summary(
@@ -36,23 +41,23 @@ def coverage_summary(
     not-covered people who live too far from any walkable street to be reached
     on foot at all (``not_reachable_on_foot``).
     """
-    nearest = nearest_time_s(reach, demand).to_numpy()
-    unreachable = _unreachable(demand)
+    unreachable = off_network(reach, demand)
+    within = {threshold: covered(reach, demand, threshold) for threshold in thresholds_min}
     rows = []
     for group in population_columns(demand):
         people = demand[group].to_numpy()
         total = people.sum()
         for threshold in thresholds_min:
-            covered = people[nearest <= threshold * 60 + 1e-9].sum()
+            people_covered = people[within[threshold]].sum()
             rows.append(
                 {
                     "group": group,
                     "label": GROUP_LABELS.get(group, group),
                     "threshold_min": threshold,
                     "population": total,
-                    "covered": covered,
-                    "not_covered": total - covered,
-                    "covered_pct": 100 * covered / total if total else np.nan,
+                    "covered": people_covered,
+                    "not_covered": total - people_covered,
+                    "covered_pct": 100 * people_covered / total if total else np.nan,
                     "not_reachable_on_foot": people[unreachable].sum(),
                 }
             )
@@ -75,9 +80,8 @@ def assigned_catchments(demand: pd.DataFrame, reach: ReachMatrix, *, threshold_m
     Unlike :func:`catchments`, nobody is counted twice: the columns add up to
     the covered population.
     """
-    times = reach.times_s.tocoo()
-    keep = times.data <= threshold_min * 60 + 1e-9
-    pairs = pd.DataFrame({"d": times.row[keep], "s": times.col[keep], "t": times.data[keep]})
+    times = reach.limited(threshold_min * 60).tocoo()
+    pairs = pd.DataFrame({"d": times.row, "s": times.col, "t": times.data})
     nearest = pairs.sort_values(["d", "t", "s"]).drop_duplicates("d")
     groups = population_columns(demand)
     people = demand.loc[reach.demand_ids, groups].to_numpy()[nearest["d"].to_numpy()]
@@ -105,11 +109,11 @@ def by_unit(
     if "unit_id" not in demand:
         raise InputError("The demand has no unit_id column: give the region community units ([communities] in its config).")
     groups = population_columns(demand)
-    covered = nearest_time_s(reach, demand).to_numpy() <= threshold_min * 60 + 1e-9
+    is_covered = covered(reach, demand, threshold_min)
     frame = demand[groups].copy()
     frame["unit_id"] = demand["unit_id"].to_numpy()
     totals = frame.groupby("unit_id")[groups].sum()
-    covered_people = frame[covered].groupby("unit_id")[groups].sum().reindex(totals.index, fill_value=0.0)
+    covered_people = frame[is_covered].groupby("unit_id")[groups].sum().reindex(totals.index, fill_value=0.0)
     table = totals.join(covered_people.add_suffix("_covered"))
     for group in groups:
         table[f"{group}_covered_pct"] = 100 * table[f"{group}_covered"] / table[group].where(table[group] > 0)
@@ -137,8 +141,10 @@ def gaps(
     (``nearest_time_min``, inf beyond the reach cutoff) and ``on_foot`` (False
     where no walkable street is near enough to reach the cell at all).
     """
+    if group not in population_columns(demand):
+        raise InputError(f"Unknown population group {group!r}; the demand has {population_columns(demand)}.")
     nearest = nearest_time_s(reach, demand)
-    uncovered = (nearest > threshold_min * 60 + 1e-9) & (demand[group] > 0)
+    uncovered = ~covered(reach, demand, threshold_min) & (demand[group].to_numpy() > 0)
     groups = population_columns(demand)
     cells = demand.loc[uncovered]
     geometry = cells["cell"] if "cell" in cells else cells.geometry
@@ -147,13 +153,15 @@ def gaps(
         geometry=gpd.GeoSeries(geometry, crs=demand.crs),
     )
     result["nearest_time_min"] = nearest[uncovered] / 60
-    result["on_foot"] = ~_unreachable(demand)[uncovered.to_numpy()]
+    result["on_foot"] = ~off_network(reach, demand)[uncovered]
     if "unit_id" in cells:
         result["unit_id"] = cells["unit_id"].to_numpy()
     return result.sort_values(group, ascending=False)
 
 
-def _unreachable(demand: pd.DataFrame) -> np.ndarray:
-    if "edge_id" not in demand:
-        return np.zeros(len(demand), dtype=bool)
-    return demand["edge_id"].to_numpy() < 0
+def off_network(reach: ReachMatrix, demand: pd.DataFrame) -> np.ndarray:
+    """Per row of ``demand``: no walkable street near enough to reach it on foot at all."""
+    off = demand.index.isin(reach.off_network)
+    if "edge_id" in demand:
+        off |= demand["edge_id"].to_numpy() < 0
+    return off

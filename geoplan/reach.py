@@ -8,14 +8,22 @@ a 15-minute walk reaches rather than with the whole graph. A demand point is
 reached from either end of its own chain, plus the walk along it and its walk
 to the street; a point on the same chain as the site may also walk straight
 along it. Nothing beyond the cutoff is stored.
+
+:class:`ReachMatrix` is the one place that answers "who is within a walk of
+which site" (:meth:`~ReachMatrix.within`, :meth:`~ReachMatrix.covered`) and
+"how far is the nearest site" (:meth:`~ReachMatrix.nearest_time_s`); every
+threshold goes through :meth:`~ReachMatrix.check_threshold`, which refuses a
+threshold beyond the cutoff the matrix was computed for.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import networkx as nx
@@ -24,10 +32,19 @@ import pandas as pd
 from scipy import sparse
 
 from geoplan.errors import InputError
-from geoplan.network import WalkNetwork, routing_matrix
+from geoplan.network import WalkNetwork
 from geoplan.snapping import DEFAULT_MAX_ACCESS_M, SNAP_COLUMNS, snap_to_network
 
 log = logging.getLogger(__name__)
+
+#: A walk counts as within a threshold up to this many seconds beyond it (floating-point noise only).
+TIME_TOLERANCE_S = 1e-9
+
+
+def within_time(times_s: np.ndarray | float, threshold_s: float) -> np.ndarray:
+    """True where a walk of ``times_s`` seconds is within ``threshold_s`` (the one tolerance test)."""
+    return np.asarray(times_s) <= threshold_s + TIME_TOLERANCE_S
+
 
 @dataclass(frozen=True)
 class ReachMatrix:
@@ -36,37 +53,129 @@ class ReachMatrix:
     ``times_s`` is a sparse matrix (CSC: one column per site) whose rows follow
     ``demand_ids`` and whose columns follow ``site_ids``; a stored entry (it may
     be an explicit 0) means "reachable in that many seconds", a missing one
-    "not within the cutoff". Call ``.tocsr()`` for row access.
+    "not within the cutoff". ``off_network`` lists the demand points with no
+    walkable street near enough to reach them on foot at all.
+
+    Sites are chosen by position (an integer array) or by id (any other
+    sequence) in :meth:`within`, :meth:`covered`, :meth:`nearest_time_s` and
+    :meth:`select`.
+
+    >>> import numpy as np, pandas as pd
+    >>> from scipy import sparse
+    >>> times = sparse.csc_matrix(np.array([[300.0, 0.0], [0.0, 700.0], [0.0, 0.0]]))
+    >>> reach = ReachMatrix(times, pd.Index(["a", "b", "c"]), pd.Index(["s1", "s2"]), cutoff_s=900.0)
+    >>> reach.covered(600).tolist()
+    [True, False, False]
+    >>> reach.nearest_time_s(["s2"]).tolist()
+    [inf, 700.0, inf]
+    >>> reach.within(1200)
+    Traceback (most recent call last):
+    ...
+    geoplan.errors.InputError: This reach matrix holds walks up to 15 min (900 s); it cannot answer for 20 min (1200 s). Compute the walking times with a cutoff of at least that (e.g. region.reach(sites, cutoff_min=20)).
     """
 
     times_s: sparse.csc_matrix
     demand_ids: pd.Index
     site_ids: pd.Index
     cutoff_s: float
+    off_network: pd.Index = field(default_factory=lambda: pd.Index([]))
+
+    def __post_init__(self):
+        if not sparse.isspmatrix_csc(self.times_s):
+            object.__setattr__(self, "times_s", sparse.csc_matrix(self.times_s))
+        if self.times_s.shape != (len(self.demand_ids), len(self.site_ids)):
+            raise InputError(
+                f"The walking-time matrix is {self.times_s.shape[0]} x {self.times_s.shape[1]} but there are "
+                f"{len(self.demand_ids)} demand ids and {len(self.site_ids)} site ids."
+            )
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.times_s.shape
 
-    def within(self, threshold_s: float) -> sparse.csr_matrix:
-        """Boolean demand x site matrix: True where the walk takes at most ``threshold_s``."""
-        if threshold_s > self.cutoff_s + 1e-9:
+    def check_threshold(self, threshold_s: float) -> float:
+        """``threshold_s`` as a float, or an InputError when it is not positive or beyond the cutoff."""
+        threshold_s = float(threshold_s)
+        if not threshold_s > 0:
+            raise InputError(f"A walking threshold must be positive, got {threshold_s:g} s.")
+        if threshold_s > self.cutoff_s + TIME_TOLERANCE_S:
             raise InputError(
-                f"This reach matrix was computed up to {self.cutoff_s:.0f} s; "
-                f"it cannot answer for {threshold_s:.0f} s. Recompute it with cutoff_s >= {threshold_s:.0f}."
+                f"This reach matrix holds walks up to {self.cutoff_s / 60:.4g} min ({self.cutoff_s:.0f} s); it cannot "
+                f"answer for {threshold_s / 60:.4g} min ({threshold_s:.0f} s). Compute the walking times with a cutoff of "
+                f"at least that (e.g. region.reach(sites, cutoff_min={math.ceil(threshold_s / 60 - 1e-9):d}))."
             )
-        matrix = self.times_s.tocoo()
-        keep = matrix.data <= threshold_s + 1e-9
-        return sparse.csr_matrix(
-            (np.ones(keep.sum(), dtype=bool), (matrix.row[keep], matrix.col[keep])), shape=self.shape
-        )
+        return threshold_s
 
-    def nearest_time_s(self) -> pd.Series:
-        """Each demand point's walk to its nearest site (inf when none is within the cutoff)."""
+    def site_positions(self, sites: Sequence | np.ndarray | None) -> np.ndarray | None:
+        """Column positions of ``sites`` (positions or ids); None stays None (every site)."""
+        if sites is None:
+            return None
+        sites = np.asarray(sites)
+        if sites.dtype.kind in "iu":
+            if len(sites) and (sites.min() < 0 or sites.max() >= self.shape[1]):
+                raise InputError(f"Site positions must lie in 0..{self.shape[1] - 1}.")
+            return sites.astype(np.int64)
+        if sites.dtype == bool:
+            raise InputError("Give sites as positions or ids, not as a boolean mask.")
+        positions = self.site_ids.get_indexer(sites)
+        if (positions < 0).any():
+            missing = sorted(map(str, sites[positions < 0]))[:10]
+            raise InputError(f"Sites {missing} are not in this reach matrix; compute it for them (region.reach(sites)).")
+        return positions.astype(np.int64)
+
+    def _times(self, sites) -> sparse.csc_matrix:
+        positions = self.site_positions(sites)
+        return self.times_s if positions is None else self.times_s[:, positions]
+
+    def limited(self, threshold_s: float, sites=None) -> sparse.csr_matrix:
+        """Walking times (CSR) of at most ``threshold_s``, demand x site (or x ``sites``); explicit zeros kept."""
+        threshold_s = self.check_threshold(threshold_s)
+        times = self._times(sites).tocoo()
+        keep = within_time(times.data, threshold_s)
+        return sparse.csr_matrix((times.data[keep], (times.row[keep], times.col[keep])), shape=times.shape)
+
+    def within(self, threshold_s: float, sites=None) -> sparse.csr_matrix:
+        """0/1 demand x site (or x ``sites``) matrix (CSR, int8): 1 where the walk takes at most ``threshold_s``."""
+        threshold_s = self.check_threshold(threshold_s)
+        times = self._times(sites).tocsr()
+        keep = within_time(times.data, threshold_s).astype(np.int8)
+        out = sparse.csr_matrix((keep, times.indices.copy(), times.indptr.copy()), shape=times.shape)
+        out.eliminate_zeros()
+        return out
+
+    def covered(self, threshold_s: float, sites=None) -> np.ndarray:
+        """Per demand row: some site (of ``sites``) is within ``threshold_s``."""
+        threshold_s = self.check_threshold(threshold_s)
+        return within_time(self.nearest_time_s(sites).to_numpy(), threshold_s)
+
+    def nearest_time_s(self, sites=None) -> pd.Series:
+        """Each demand point's walk to its nearest site (of ``sites``; inf when none is within the cutoff)."""
+        times = self._times(sites).tocsr()
         best = np.full(self.shape[0], np.inf)
-        matrix = self.times_s.tocoo()
-        np.minimum.at(best, matrix.row, matrix.data)
+        if times.nnz:
+            rows = np.flatnonzero(np.diff(times.indptr))
+            best[rows] = np.minimum.reduceat(times.data, times.indptr[rows])
         return pd.Series(best, index=self.demand_ids, name="nearest_time_s")
+
+    def select(self, sites) -> "ReachMatrix":
+        """The same walks for a subset (or a reordering) of the sites."""
+        positions = self.site_positions(sites)
+        return ReachMatrix(self.times_s[:, positions], self.demand_ids, self.site_ids[positions], self.cutoff_s, self.off_network)
+
+    def for_demand(self, demand_ids: pd.Index) -> "ReachMatrix":
+        """The same walks with rows following ``demand_ids`` (every one of them must be in the matrix)."""
+        demand_ids = pd.Index(demand_ids)
+        if demand_ids.equals(self.demand_ids):
+            return self
+        rows = self.demand_ids.get_indexer(demand_ids)
+        if (rows < 0).any():  # -1 would silently take the last row's walking times
+            missing = sorted(map(str, demand_ids[rows < 0]))[:10]
+            raise InputError(
+                f"The reach matrix has no walking times for demand points {missing}; "
+                "compute it for this demand (region.reach(...))."
+            )
+        times = sparse.csr_matrix(self.times_s)[rows].tocsc()
+        return ReachMatrix(times, demand_ids, self.site_ids, self.cutoff_s, self.off_network.intersection(demand_ids))
 
     def to_frame(self) -> pd.DataFrame:
         """Long form: one row per reachable (demand_id, site_id) pair with ``time_s``."""
@@ -123,6 +232,7 @@ class Router:
         self._edge_length = network.edges["length_m"].to_numpy()
 
         self._demand_ok = np.flatnonzero(snap["edge_id"].to_numpy() >= 0)
+        self.off_network = self.demand_ids[snap["edge_id"].to_numpy() < 0]
         chain, at, access = self._on_chains(snap, self._demand_ok)
         n_points = len(self._demand_ok)
         self._point_at, self._point_access = at, access
@@ -184,7 +294,9 @@ class Router:
         times = sparse.csc_matrix(
             (np.concatenate([t for _, _, t in parts]), rows, indptr), shape=(len(self.demand_ids), len(site_snap))
         )
-        return ReachMatrix(times_s=times, demand_ids=self.demand_ids, site_ids=site_snap.index, cutoff_s=float(cutoff_s))
+        return ReachMatrix(
+            times_s=times, demand_ids=self.demand_ids, site_ids=site_snap.index, cutoff_s=float(cutoff_s), off_network=self.off_network
+        )
 
 
 def reference_graph(network: WalkNetwork, points: dict[str, pd.DataFrame]) -> nx.Graph:

@@ -56,8 +56,8 @@ class Scenario:
     candidates
         A candidate list that replaces the region's (None: keep the region's).
     recommend
-        Keyword arguments for :func:`geoplan.optimize.recommend`, run on the
-        edited region (None: no optimisation).
+        A :class:`geoplan.optimize.PlanRequest` run on the edited region
+        (None: no optimisation).
     """
 
     name: str = "scenario"
@@ -65,7 +65,7 @@ class Scenario:
     closed: tuple[str, ...] = ()
     facilities: gpd.GeoDataFrame | None = None
     candidates: gpd.GeoDataFrame | None = None
-    recommend: Mapping[str, Any] | None = None
+    recommend: Any = None  # a geoplan.optimize.PlanRequest (imported lazily: the optimiser is optional)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,13 +223,16 @@ def apply(region: Region, scenario: Scenario) -> Region:
     return edited
 
 
-def run(region: Region, scenario: Scenario | None = None, *, with_circles: bool = True, gap_group: str = "pop_60") -> ScenarioResult:
+def run(region: Region, scenario: Scenario | None = None, *, with_circles: bool = True, gap_group: str = "pop_60",
+        reach=None) -> ScenarioResult:
     """Apply ``scenario`` to ``region``, optimise if it asks to, and analyse coverage before and after.
 
     "Before" is the facility list the scenario starts from (the region's or
     ``Scenario.facilities``); "after" adds the scenario's sites, closes its
     closures, and applies the plan's openings and closures when
-    ``Scenario.recommend`` is set.
+    ``Scenario.recommend`` is set. ``reach`` may hand the optimiser walking
+    times computed before (:func:`geoplan.optimize.planning_reach` of the
+    edited region).
     """
     scenario = scenario or Scenario(name="baseline")
     base = region.facilities if scenario.facilities is None else scenario.facilities.to_crs(region.crs)
@@ -238,9 +241,11 @@ def run(region: Region, scenario: Scenario | None = None, *, with_circles: bool 
     sites = edited.facilities
     plan = None
     if scenario.recommend is not None:
-        from geoplan.optimize import recommend
+        from geoplan.optimize import PlanRequest, recommend_request
 
-        plan = recommend(edited, **dict(scenario.recommend))
+        if not isinstance(scenario.recommend, PlanRequest):
+            raise InputError(f"Scenario.recommend must be a geoplan.optimize.PlanRequest, got {type(scenario.recommend).__name__}.")
+        plan = recommend_request(edited, scenario.recommend, reach=reach)
         sites = plan_sites(edited, plan)
     report = analyse_coverage(edited, sites, with_circles=with_circles, gap_group=gap_group)
     added = sites.index.difference(base.index)
@@ -257,6 +262,38 @@ def run(region: Region, scenario: Scenario | None = None, *, with_circles: bool 
         closed=tuple(map(str, closed)),
         added_cost=float(cost),
     )
+
+
+def fold_plan(scenario: Scenario, new_sites: gpd.GeoDataFrame, closed: Sequence[str]) -> Scenario:
+    """The scenario's end state as plain edits: its own edits plus a plan's new sites and closures, and no optimiser.
+
+    ``new_sites`` already in the scenario (added by it, or facilities it
+    starts from) and closures it already makes are not repeated.
+    """
+    own_added = scenario.added if scenario.added is not None else None
+    taken = set(map(str, own_added.index)) if own_added is not None else set()
+    if scenario.facilities is not None:
+        taken |= set(map(str, scenario.facilities.index))
+    fresh = new_sites[~new_sites.index.astype(str).isin(taken)]
+    parts = [frame for frame in (own_added, fresh.to_crs(own_added.crs) if own_added is not None and len(fresh) else fresh) if frame is not None and len(frame)]
+    added = gpd.GeoDataFrame(pd.concat(parts), geometry="geometry", crs=parts[0].crs) if parts else None
+    if added is not None:
+        added.index.name = "site_id"
+    more_closed = tuple(c for c in map(str, closed) if c not in set(map(str, scenario.closed)))
+    return dataclasses.replace(scenario, added=added, closed=tuple(scenario.closed) + more_closed, recommend=None)
+
+
+def end_state_report(region: Region, scenario: Scenario, *, plan_new: Iterable[str] = (), with_circles: bool = True) -> CoverageReport:
+    """Coverage of a scenario's end state (:func:`fold_plan`), with the plan's own sites marked ``new``."""
+    report = run(region, scenario, with_circles=with_circles).report
+    plan_new = set(map(str, plan_new))
+    if not plan_new:
+        return report
+    sites = report.sites.copy()
+    status = np.array(sites["status"].astype(object), dtype=object)
+    status[sites.index.astype(str).isin(list(plan_new))] = "new"
+    sites["status"] = status
+    return dataclasses.replace(report, sites=sites)
 
 
 def plan_sites(region: Region, plan: Any) -> gpd.GeoDataFrame:

@@ -11,7 +11,7 @@ import pytest
 from scipy import sparse
 
 from geoplan.errors import InfeasibleError, InputError
-from geoplan.optimize import KindSpec, Problem, TargetUnreachable, optimize, plan_problem, priority_weights
+from geoplan.optimize import KindSpec, ModelOptions, Problem, SolverOptions, TargetUnreachable, optimize, plan_problem, priority_weights
 
 
 def small(n_existing=1):
@@ -28,7 +28,7 @@ def test_p_larger_than_the_candidates():
     times, people, sites = small()
     problem = Problem.from_matrix(times, people, sites, specs=KindSpec(p=9), cutoff_s=900)
     with pytest.raises(InputError, match=r"p = 9 new station sites .* only 5 candidate sites"):
-        optimize(problem, model="mclp")
+        optimize(problem, ModelOptions("mclp"))
 
 
 def test_negative_capacity():
@@ -65,7 +65,7 @@ def test_infeasible_target_gives_the_best_percentage_and_its_sites():
     assert best_pct < 99
     problem = Problem.from_matrix(times, people, sites, specs=KindSpec(target_pct=99, threshold_min=15), cutoff_s=900)
     with pytest.raises(TargetUnreachable) as caught:
-        plan_problem(problem, model="target")
+        plan_problem(problem, ModelOptions("target"))
     error = caught.value
     assert isinstance(error, InfeasibleError)
     assert error.best_pct == pytest.approx(best_pct)
@@ -88,7 +88,7 @@ def test_target_beyond_the_count_is_infeasible():
     target = (one_site + every_site) / 2  # reachable with every site, not with one
     problem = Problem.from_matrix(times, people, sites, specs=KindSpec(target_pct=target, p=1, threshold_min=5), cutoff_s=900)
     with pytest.raises(InfeasibleError, match="has no solution .* raise p"):
-        optimize(problem, model="target")
+        optimize(problem, ModelOptions("target"))
 
 
 def test_time_limit_returns_the_incumbent_labelled(caplog):
@@ -100,7 +100,7 @@ def test_time_limit_returns_the_incumbent_labelled(caplog):
     sites = pd.DataFrame({"status": "candidate"}, index=[f"k{j}" for j in range(m)])
     problem = Problem.from_matrix(times, people, sites, specs=KindSpec(p=15), cutoff_s=900)
     with caplog.at_level(logging.WARNING, logger="geoplan.optimize"):
-        plan = plan_problem(problem, model="mclp", time_limit_s=0.05)
+        plan = plan_problem(problem, ModelOptions("mclp"), SolverOptions(time_limit_s=0.05))
     assert plan.status == "time_limit" and not plan.optimal
     assert plan.solver.objective > 0 and plan.solver.bound >= plan.solver.objective
     assert plan.solver.gap > 0
@@ -113,24 +113,24 @@ def test_unknown_model_and_missing_options():
     times, people, sites = small()
     problem = Problem.from_matrix(times, people, sites, specs=KindSpec(), cutoff_s=900)
     with pytest.raises(InputError, match="Unknown model 'lscp'"):
-        optimize(problem, model="lscp")
+        optimize(problem, ModelOptions("lscp"))
     with pytest.raises(InputError, match="needs p"):
-        optimize(problem, model="mclp")
+        optimize(problem, ModelOptions("mclp"))
     with pytest.raises(InputError, match="needs target_pct"):
-        optimize(problem, model="target")
+        optimize(problem, ModelOptions("target"))
     with pytest.raises(InputError, match="needs min_catchment"):
-        optimize(problem, model="consolidate")
+        optimize(problem, ModelOptions("consolidate"))
     with pytest.raises(InputError, match="Unknown facility kind 'clinic'"):
         Problem.from_matrix(times, people, sites, specs=KindSpec("clinic", p=1), cutoff_s=900)
-    with pytest.raises(InputError, match="threshold of 20 min is beyond"):
+    with pytest.raises(InputError, match="holds walks up to 15 min .* cannot answer for 20 min"):
         Problem.from_matrix(times, people, sites, specs=KindSpec(p=1, threshold_min=20), cutoff_s=900)
 
 
 def test_cbc_fallback_solver_gives_the_same_optimum():
     times, people, sites = small()
     problem = Problem.from_matrix(times, people, sites, specs=KindSpec(p=2), cutoff_s=900)
-    highs = optimize(problem, solver="highs")
-    cbc = optimize(problem, solver="cbc")
+    highs = optimize(problem, ModelOptions(), SolverOptions(solver="highs"))
+    cbc = optimize(problem, ModelOptions(), SolverOptions(solver="cbc"))
     assert cbc.main.solver.startswith("CBC") and highs.main.solver.startswith("HiGHS")
     assert cbc.main.status == "optimal"
     assert cbc.main.objective == pytest.approx(highs.main.objective, rel=1e-9)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import linprog
 
-from geoplan.optimize import KindSpec, Problem, optimize, plan_problem, priority_weights
+from geoplan.optimize import KindSpec, ModelOptions, Problem, optimize, plan_problem, priority_weights
 
 CUTOFF = 1200.0
 TAU = 600.0
@@ -60,7 +60,7 @@ def test_mclp_equals_brute_force(seed, p):
     w = priority_weights(people).to_numpy()
     existing, candidates = [0, 1], range(2, 8)
     best = max(w[covered(times, existing + list(s))].sum() for s in itertools.combinations(candidates, p))
-    out = optimize(problem, model="mclp")
+    out = optimize(problem, ModelOptions("mclp"))
     assert out.main.status == "optimal"
     assert out.main.objective == pytest.approx(best, rel=1e-9)
     chosen = out.opened["station"]
@@ -78,7 +78,7 @@ def test_mclp_with_costs_and_budget_equals_brute_force(seed):
     best = max(
         w[covered(times, [0, 1, *s])].sum() for s in subsets(range(2, 8), 4) if cost[list(s)].sum() <= budget
     )
-    out = optimize(problem, model="mclp")
+    out = optimize(problem, ModelOptions("mclp"))
     assert out.main.objective == pytest.approx(best, rel=1e-9)
     assert cost[out.opened["station"]].sum() <= budget
 
@@ -94,7 +94,7 @@ def test_target_equals_brute_force(seed, minimize):
     cost = sites["cost"].to_numpy() if minimize == "cost" else np.ones(8)
     need = target_pct / 100 * g.sum()
     best = min(cost[list(s)].sum() for s in subsets(range(2, 8), 6) if g[covered(times, [0, 1, *s])].sum() >= need - 1e-9)
-    out = optimize(problem, model="target", minimize=minimize)
+    out = optimize(problem, ModelOptions("target", minimize=minimize))
     assert out.main.objective == pytest.approx(best)
     chosen = out.opened["station"]
     assert g[covered(times, [0, 1, *chosen])].sum() >= need - 1e-6
@@ -123,7 +123,7 @@ def test_pmedian_equals_brute_force(seed, within_threshold):
     w = priority_weights(people).to_numpy()
     limit = TAU if within_threshold else CUTOFF
     best = min(median_cost(times, w, [0, 1, *s], limit=limit) for s in itertools.combinations(range(2, 8), p))
-    out = optimize(problem, model="pmedian", within_threshold=within_threshold)
+    out = optimize(problem, ModelOptions("pmedian", within_threshold=within_threshold))
     assert out.main.status == "optimal"
     assert out.main.objective == pytest.approx(best, rel=1e-9)
 
@@ -155,7 +155,7 @@ def test_capacitated_mclp_equals_brute_force(seed):
     need = people["pop_60"].to_numpy() * 0.5
     capacity = np.where(np.isnan(sites["capacity"]), 40.0, sites["capacity"])
     best = max(capacitated_value(times, w, need, capacity, [0, 1, *s]) for s in subsets(range(2, 8), 2))
-    out = optimize(problem, model="mclp")
+    out = optimize(problem, ModelOptions("mclp"))
     assert out.main.objective == pytest.approx(best, rel=1e-7)
     # the assignment respects every capacity
     d, s, share = out.assignment["station"]
@@ -175,7 +175,7 @@ def test_capacitated_target_equals_brute_force(seed):
     if not feasible:
         pytest.skip("target out of reach for this seed")
     best = min(len(s) for s in feasible)
-    out = optimize(problem, model="target", refine=False)
+    out = optimize(problem, ModelOptions("target", refine=False))
     assert out.main.objective == pytest.approx(best)
 
 
@@ -190,7 +190,7 @@ def test_capacitated_pmedian_equals_brute_force(seed):
     tmat = np.where(np.isfinite(times), times, CUTOFF)
     # cost = sum w * penalty + sum w (t - penalty) a  (a person served nowhere counts the cutoff)
     best = min(float((w * CUTOFF).sum()) + _median_lp(tmat, times, w, need, capacity, [0, 1, *s]) for s in subsets(range(2, 8), 2))
-    out = optimize(problem, model="pmedian")
+    out = optimize(problem, ModelOptions("pmedian"))
     assert out.main.objective == pytest.approx(best, rel=1e-7)
 
 
@@ -224,7 +224,7 @@ def test_two_kinds_equal_brute_force(seed, one_per_site):
                 continue
             value = w[covered(times, [0, *a], 600)].sum() + w[covered(times, [1, *b], 420)].sum()
             best = max(best, value)
-    out = optimize(problem, model="mclp", one_per_site=one_per_site, total_budget=total_budget)
+    out = optimize(problem, ModelOptions("mclp", one_per_site=one_per_site, total_budget=total_budget))
     assert out.main.objective == pytest.approx(best, rel=1e-9)
     if one_per_site:
         assert not set(out.opened["station"]) & set(out.opened["canteen"])
@@ -249,7 +249,7 @@ def test_consolidation_equals_brute_force(seed):
             if g60[after].sum() >= g60[today].sum() - 1e-9 and g80[after].sum() >= g80[today].sum() - 1e-9:
                 value = len(keep) + len(new)
                 best = value if best is None else min(best, value)
-    out = optimize(problem, model="consolidate")
+    out = optimize(problem, ModelOptions("consolidate"))
     assert out.main.objective == pytest.approx(best)
     assert len(out.closed["station"]) == len(closable) - (best - len(out.opened["station"]))
     after = covered(times, [*out.kept["station"], *out.opened["station"]])
@@ -270,7 +270,7 @@ def test_weights_change_the_choice():
 def test_plan_from_problem_reports_coverage_and_phasing():
     times, people, sites = instance(3, n=40, m=9)
     problem = Problem.from_matrix(times, people, sites, specs=KindSpec(p=3, threshold_min=10), cutoff_s=CUTOFF)
-    plan = plan_problem(problem, model="mclp", thresholds_min=(5, 10, 15))
+    plan = plan_problem(problem, ModelOptions("mclp"), thresholds_min=(5, 10, 15))
     new = plan.new_sites
     assert list(new["phase"]) == [1, 2, 3]
     # marginal gains add up to the plan's gain in covered people, and decrease (greedy order)

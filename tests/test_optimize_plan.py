@@ -12,7 +12,7 @@ import pyogrio
 import pytest
 import shapely
 
-from geoplan.optimize import KindSpec, Plan, Problem, plan_problem
+from geoplan.optimize import KindSpec, ModelOptions, Plan, Problem, plan_problem
 
 CRS = "EPSG:32650"  # UTM 50N (Wuhan)
 
@@ -41,15 +41,25 @@ def planned(model="mclp", **options) -> Plan:
     cells = gpd.GeoSeries(shapely.points(xy + origin), index=people.index, crs=CRS).buffer(50, cap_style="square")
     specs = options.pop("specs", [KindSpec("station", p=2, threshold_min=10), KindSpec("canteen", p=1, threshold_min=5)])
     problem = Problem.from_matrix(times, people, sites, specs=specs, cutoff_s=1200)
-    return plan_problem(problem, model=model, region_key="test", crs=CRS, demand_cells=cells, thresholds_min=(5, 10, 15), **options)
+    return plan_problem(problem, ModelOptions(model, **options), region_key="test", crs=CRS, demand_cells=cells, thresholds_min=(5, 10, 15))
 
 
 def test_plan_is_frozen_and_complete():
     plan = planned()
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.model = "other"
-    with pytest.raises(TypeError):
-        plan.parameters["model"] = "other"
+    # a value object: what it hands out are copies, so changing them never changes the plan
+    plan.parameters["options"]["model"] = "other"
+    plan.parameters["kinds"][0]["p"] = 99
+    assert plan.parameters["options"]["model"] == "mclp" and plan.parameters["kinds"][0]["p"] == 2
+    before = plan.sites.copy()
+    plan.sites["status"] = "closed"
+    plan.sites.drop(plan.sites.index, inplace=True)
+    plan.new_sites["phase"] = 0
+    plan.coverage["after"] = 0.0
+    plan.newly_covered.drop(plan.newly_covered.index, inplace=True)
+    pd.testing.assert_frame_equal(pd.DataFrame(plan.sites.drop(columns="geometry")), pd.DataFrame(before.drop(columns="geometry")))
+    assert (plan.coverage["after"] > 0).any() and len(plan.newly_covered) > 0
     assert plan.region == "test" and plan.model == "mclp" and plan.optimal
     sites = plan.sites
     assert sites.index.name == "site_id"
@@ -139,7 +149,7 @@ def test_consolidation_plan_says_what_closes_and_why():
     people = pd.DataFrame({"pop_60": rng.uniform(5, 20, n), "pop_80": rng.uniform(0, 5, n)})
     sites = pd.DataFrame({"status": ["existing"] * 5 + ["candidate"] * 2}, index=[f"s{j}" for j in range(m)])
     spec = KindSpec(p=1, threshold_min=10, min_catchment=1e9)
-    plan = plan_problem(Problem.from_matrix(times, people, sites, specs=spec, cutoff_s=900), model="consolidate", thresholds_min=(10,))
+    plan = plan_problem(Problem.from_matrix(times, people, sites, specs=spec, cutoff_s=900), ModelOptions("consolidate"), thresholds_min=(10,))
     closed = plan.closed_sites
     assert len(closed) >= 1
     assert closed["reason"].str.contains("catchment").all() and closed["reason"].str.contains("服务人数少于").all()

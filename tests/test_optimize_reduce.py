@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from geoplan.optimize import KindSpec, Problem, optimize, priority_weights
+from geoplan.optimize import KindSpec, ModelOptions, Problem, optimize, priority_weights
 from geoplan.optimize.reduce import dominated_columns, merge_identical_rows
 
 
@@ -32,8 +32,8 @@ def clustered(seed: int, *, n: int = 300, m: int = 30, n_existing: int = 1, cost
 
 
 def both(problem, **options):
-    reduced = optimize(problem, reduce=True, **options)
-    plain = optimize(problem, reduce=False, **options)
+    reduced = optimize(problem, ModelOptions(reduce=True, **options))
+    plain = optimize(problem, ModelOptions(reduce=False, **options))
     assert reduced.main.status == plain.main.status == "optimal"
     return reduced, plain
 

@@ -12,7 +12,8 @@ import pytest
 
 import geoplan
 from geoplan.errors import InputError
-from geoplan.optimize import KindSpec, Problem, TargetUnreachable, optimize, priority_weights, recommend
+from geoplan.coverage import coverage_summary
+from geoplan.optimize import KindSpec, ModelOptions, Problem, TargetUnreachable, optimize, planning_sites, priority_weights, recommend
 
 pytestmark = pytest.mark.slow  # loads the real district (a few seconds) and runs spopt
 
@@ -56,15 +57,15 @@ def test_small_real_instance_equals_brute_force(wuchang, reach):
     problem = Problem.from_matrix(times, people, sites, specs=KindSpec(p=3, threshold_min=15), cutoff_s=1800)
     combos = list(itertools.combinations(range(10), 3))
     best_cover = max(w[(T[:, list(c)] <= 900).any(axis=1)].sum() for c in combos)
-    assert optimize(problem, model="mclp").main.objective == pytest.approx(best_cover, rel=1e-9)
+    assert optimize(problem, ModelOptions("mclp")).main.objective == pytest.approx(best_cover, rel=1e-9)
     capped = np.minimum(T, 1800.0)
     best_median = min((w * capped[:, list(c)].min(axis=1)).sum() for c in combos)
-    assert optimize(problem, model="pmedian").main.objective == pytest.approx(best_median, rel=1e-9)
+    assert optimize(problem, ModelOptions("pmedian")).main.objective == pytest.approx(best_median, rel=1e-9)
     g = people["pop_60"].to_numpy()
     need = 0.6 * g[(T <= 900).any(axis=1)].sum()  # 60 % of what all ten reach
     fewest = min(k for k in range(11) for c in itertools.combinations(range(10), k) if g[(T[:, list(c)] <= 900).any(axis=1)].sum() >= need)
     target = Problem.from_matrix(times, people, sites, specs=KindSpec(target_pct=100 * need / g.sum(), threshold_min=15), cutoff_s=1800)
-    assert optimize(target, model="target").main.objective == fewest
+    assert optimize(target, ModelOptions("target")).main.objective == fewest
 
 
 @pytest.mark.parametrize("p", [10])  # the bench compares p = 5, 10, 20
@@ -74,7 +75,7 @@ def test_mclp_equals_spopt(wuchang, reach, p):
 
     w = priority_weights(wuchang.demand).to_numpy()
     problem = Problem.from_matrix(reach.times_s, wuchang.demand[GROUPS], candidate_sites(reach), specs=KindSpec(p=p, threshold_min=15), cutoff_s=reach.cutoff_s)
-    ours = optimize(problem, model="mclp")
+    ours = optimize(problem, ModelOptions("mclp"))
     theirs = MCLP.from_cost_matrix(dense(reach.times_s, 900.0), w, service_radius=900.0, p_facilities=p)
     theirs.solve(pulp.HiGHS(msg=False), results=False)
     assert ours.main.status == "optimal"
@@ -93,7 +94,7 @@ def test_target_equals_spopt_lscp(wuchang, reach):
     problem = Problem.from_matrix(
         reach.times_s, wuchang.demand[GROUPS], candidate_sites(reach), specs=KindSpec(target_pct=best_pct, threshold_min=15), cutoff_s=reach.cutoff_s
     )
-    ours = optimize(problem, model="target", refine=False)
+    ours = optimize(problem, ModelOptions("target", refine=False))
     theirs = LSCP.from_cost_matrix(T[coverable], service_radius=900.0)
     theirs.solve(pulp.HiGHS(msg=False), results=False)
     assert ours.main.status == "optimal"
@@ -113,7 +114,7 @@ def test_pmedian_equals_spopt(wuchang, reach):
     people = wuchang.demand.iloc[rows][GROUPS]
     w = priority_weights(people).to_numpy()
     problem = Problem.from_matrix(times, people, candidate_sites(reach).iloc[near], specs=KindSpec(p=3, threshold_min=15), cutoff_s=1200)
-    ours = optimize(problem, model="pmedian")
+    ours = optimize(problem, ModelOptions("pmedian"))
     theirs = PMedian.from_cost_matrix(np.where(np.isfinite(times), times, 1200.0), w, p_facilities=3)
     theirs.solve(pulp.HiGHS(msg=False), results=False)
     assert ours.main.objective == pytest.approx(pulp.value(theirs.problem.objective), rel=1e-9)
@@ -122,7 +123,7 @@ def test_pmedian_equals_spopt(wuchang, reach):
 def test_recommend_with_existing_facilities(wuchang):
     """The sample facility list (GCJ-02) counts as covering: coverage starts above 0 and only grows."""
     region = geoplan.load_region("wuchang", facilities=REPO / "data/facilities/wuchang_sample_gcj02.csv", coord_system="gcj02")
-    plan = recommend(region, kinds=[KindSpec("station", p=5), KindSpec("canteen", p=3, threshold_min=10)])
+    plan = recommend(region, [KindSpec("station", p=5), KindSpec("canteen", p=3, threshold_min=10)])
     assert plan.optimal
     cov = plan.coverage
     assert cov.loc[("station", "pop_60", 15.0), "before"] > 0
@@ -131,12 +132,16 @@ def test_recommend_with_existing_facilities(wuchang):
     assert new.loc[new["kind"] == "station", "gain_pop_60"].sum() == pytest.approx(cov.loc[("station", "pop_60", 15.0), "gain"])
     assert new.loc[new["kind"] == "canteen", "gain_pop_60"].sum() == pytest.approx(cov.loc[("canteen", "pop_60", 10.0), "gain"])
     assert not set(new.index) & set(region.facilities.index)
-    with pytest.raises(TargetUnreachable, match=r"at most 7\d\.\d %"):
-        recommend(region, model="target", target_pct=80)
+    # the best achievable share, computed apart from the optimiser: coverage with every site open
+    every_site = region.reach(planning_sites(region).sites, cutoff_min=15)
+    best = coverage_summary(region.demand, every_site, thresholds_min=(15,)).loc[("pop_60", 15)]
+    with pytest.raises(TargetUnreachable, match=rf"at most {best['covered_pct']:.1f} % \({best['covered']:,.0f} of") as caught:
+        recommend(region, KindSpec(target_pct=80), ModelOptions("target"))
+    assert caught.value.best_people == pytest.approx(best["covered"])
 
 
 def test_pmedian_refuses_a_reach_shorter_than_its_cutoff(wuchang):
     # people beyond a 15-min reach would silently cost 15 min instead of the default 30-min penalty
     short = wuchang.reach(wuchang.candidates, cutoff_min=15)
-    with pytest.raises(InputError, match=r"p-median needs walking times up to pmedian_cutoff_min = 30 min"):
-        recommend(wuchang, model="pmedian", p=3, reach=short)
+    with pytest.raises(InputError, match=r"holds walks up to 15 min .* cannot answer for 30 min"):
+        recommend(wuchang, KindSpec(p=3), ModelOptions("pmedian"), reach=short)

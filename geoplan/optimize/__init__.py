@@ -4,48 +4,85 @@ One entry point, :func:`recommend`, turns a region into a :class:`Plan`:
 maximum coverage (MCLP), target coverage (fewest sites for T %), p-median,
 capacities, costs and budgets, two kinds at once (stations and canteens),
 consolidation of under-used facilities, priority weights by age group, and
-phasing by marginal gain. Models are built with PuLP from arrays in bulk and
-solved by HiGHS (CBC as fallback), after reductions that keep the optimum.
+phasing by marginal gain. Options travel as frozen objects: a
+:class:`KindSpec` per kind, :class:`ModelOptions`, :class:`SolverOptions`.
+Models are built with PuLP from arrays in bulk and solved by HiGHS (CBC as
+fallback), after reductions that keep the optimum; every returned solution
+is checked against its model.
 
     >>> import geoplan
-    >>> from geoplan.optimize import recommend, KindSpec
-    >>> region = geoplan.load_region("wuchang")                          # doctest: +SKIP
-    >>> plan = recommend(region, kinds=[KindSpec("station", p=5),
-    ...                                 KindSpec("canteen", p=3, threshold_min=10)])  # doctest: +SKIP
-    >>> plan.to_xlsx("out/wuchang_plan.xlsx")                            # doctest: +SKIP
+    >>> from geoplan.optimize import KindSpec, ModelOptions, recommend
+    >>> region = geoplan.load_region("wuchang")                                   # doctest: +SKIP
+    >>> plan = recommend(region, [KindSpec("station", p=5),
+    ...                           KindSpec("canteen", p=3, threshold_min=10)])   # doctest: +SKIP
+    >>> plan.to_xlsx("out/wuchang_plan.xlsx")                                     # doctest: +SKIP
 
-Modules: :mod:`~geoplan.optimize.problem` (inputs), :mod:`~geoplan.optimize.reduce`
-(reductions), :mod:`~geoplan.optimize.models` (formulations),
-:mod:`~geoplan.optimize.solve` (solvers), :mod:`~geoplan.optimize.plan`
-(the result and its files), :mod:`~geoplan.optimize.phasing` (build order).
+Modules: :mod:`~geoplan.optimize.options` (what to plan and how),
+:mod:`~geoplan.optimize.problem` (inputs), :mod:`~geoplan.optimize.reduce`
+(reductions), :mod:`~geoplan.optimize.builder` (models in arrays),
+:mod:`~geoplan.optimize.formulations` (the models),
+:mod:`~geoplan.optimize.orchestration` (build, solve, refine, decode),
+:mod:`~geoplan.optimize.solve` (solvers and the check of their answers),
+:mod:`~geoplan.optimize.plan` (the result and its files),
+:mod:`~geoplan.optimize.phasing` (build order), :mod:`~geoplan.optimize.errors`.
 PuLP and HiGHS are imported only when a model is solved.
 """
 
-from geoplan.optimize.models import MODELS, TargetUnreachable, build_model, optimize
+from geoplan.optimize.errors import SolverError, TargetUnreachable
+from geoplan.optimize.options import KINDS, MODELS, SOLVERS, KindSpec, ModelOptions, PlanRequest, SolverOptions, kind_specs
+from geoplan.optimize.orchestration import build_model, check_request, optimize
 from geoplan.optimize.phasing import phase_sites
 from geoplan.optimize.plan import Plan
-from geoplan.optimize.problem import DEFAULT_WEIGHTS, KINDS, SERVED_BY, KindSpec, Problem, build_problem, priority_weights
-from geoplan.optimize.recommend import plan_problem, recommend
-from geoplan.optimize.solve import MipModel, SolverError, SolverStats, solve_model
+from geoplan.optimize.problem import (
+    DEFAULT_WEIGHTS,
+    SERVED_BY,
+    PlanningSites,
+    Problem,
+    build_problem,
+    planning_sites,
+    priority_weights,
+)
+from geoplan.optimize.recommend import (
+    plan_problem,
+    planning_reach,
+    prepare,
+    prepare_request,
+    recommend,
+    recommend_request,
+)
+from geoplan.optimize.solve import MipModel, SolverStats, check_solution, solve_model
 
 __all__ = [
     "DEFAULT_WEIGHTS",
     "KINDS",
     "MODELS",
     "SERVED_BY",
+    "SOLVERS",
     "KindSpec",
     "MipModel",
+    "ModelOptions",
     "Plan",
+    "PlanRequest",
+    "PlanningSites",
     "Problem",
     "SolverError",
+    "SolverOptions",
     "SolverStats",
     "TargetUnreachable",
     "build_model",
     "build_problem",
+    "check_request",
+    "check_solution",
+    "kind_specs",
     "optimize",
     "phase_sites",
     "plan_problem",
+    "planning_reach",
+    "planning_sites",
+    "prepare",
+    "prepare_request",
     "priority_weights",
     "recommend",
+    "recommend_request",
     "solve_model",
 ]

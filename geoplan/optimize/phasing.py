@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from geoplan.reach import within_time
+
 log = logging.getLogger(__name__)
 
 #: With capacities, rank exactly (one LP per remaining site per step) up to this many sites.
@@ -143,17 +145,16 @@ def phase_sites(problem, opened: dict[str, np.ndarray], kept: dict[str, np.ndarr
         spec = problem.spec(kind)
         if len(sites) == 0:
             continue
-        within = problem.within(spec.threshold_s, sites).tocsc()
-        base_cover = problem.within(spec.threshold_s, kept[kind])
-        covered = np.asarray(base_cover.getnnz(axis=1) > 0) if len(kept[kind]) else np.zeros(problem.n_demand, bool)
+        within = problem.reach.within(spec.threshold_s, sites).tocsc()
+        covered = problem.reach.covered(spec.threshold_s, kept[kind]) if len(kept[kind]) else np.zeros(problem.n_demand, bool)
         state = {"sites": np.asarray(sites), "within": within, "covered": covered.copy(), "left": np.ones(len(sites), bool)}
         if model == "pmedian":
             limit = spec.threshold_s if within_threshold else problem.cutoff_s
-            times = _limited(problem.times_s[:, sites], limit).tocsc()
-            fixed = _limited(problem.times_s[:, kept[kind]], limit)
+            times = problem.reach.limited(limit, sites).tocsc()
             best = np.full(problem.n_demand, float(problem.cutoff_s))
-            if fixed.nnz:
-                best = np.minimum(best, _row_min(fixed))
+            if len(kept[kind]):
+                nearest = problem.reach.nearest_time_s(kept[kind]).to_numpy()
+                best = np.minimum(best, np.where(within_time(nearest, limit), nearest, np.inf))
             state.update(times=times, best=best)
         elif spec.capacitated:
             state.update(served=None)
@@ -224,22 +225,6 @@ def phase_sites(problem, opened: dict[str, np.ndarray], kept: dict[str, np.ndarr
     return pd.DataFrame(rows, columns=columns)
 
 
-def _limited(times: sparse.spmatrix, limit: float) -> sparse.csr_matrix:
-    """Only the stored walks of at most ``limit`` seconds (explicit zeros kept)."""
-    coo = sparse.coo_matrix(times)
-    keep = coo.data <= limit + 1e-9
-    return sparse.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=coo.shape)
-
-
-def _row_min(times: sparse.csr_matrix) -> np.ndarray:
-    """Smallest stored value per row (inf for empty rows)."""
-    times = sparse.csr_matrix(times)
-    out = np.full(times.shape[0], np.inf)
-    rows = np.repeat(np.arange(times.shape[0]), np.diff(times.indptr))
-    np.minimum.at(out, rows, times.data)
-    return out
-
-
 def _served(problem, kind: str, fixed: np.ndarray, opened) -> tuple[float, np.ndarray]:
     """Weighted people served (and people per group) with capacities, by the sites ``fixed`` + ``opened``."""
     from scipy.optimize import linprog
@@ -249,7 +234,7 @@ def _served(problem, kind: str, fixed: np.ndarray, opened) -> tuple[float, np.nd
     if len(sites) == 0:
         return 0.0, np.zeros(groups)
     spec = problem.spec(kind)
-    within = problem.within(spec.threshold_s, sites).tocoo()
+    within = problem.reach.within(spec.threshold_s, sites).tocoo()
     if within.nnz == 0:
         return 0.0, np.zeros(groups)
     i, j = within.row, within.col

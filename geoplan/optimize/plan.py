@@ -8,7 +8,6 @@ import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import geopandas as gpd
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from geoplan import _files
+from geoplan.coverage import catchments, coverage_summary
 from geoplan.optimize.solve import SolverStats
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,10 @@ _HEADERS_ZH = {
 class Plan:
     """A site plan: which sites to open (and close), what each adds, coverage before and after, how it was solved.
 
+    A Plan is an immutable value: its attributes hand out copies (changing
+    ``plan.sites`` changes the copy, never the plan). Build one with
+    :func:`~geoplan.optimize.recommend` or :func:`make_plan`.
+
     Attributes
     ----------
     region
@@ -94,14 +98,39 @@ class Plan:
 
     region: str
     model: str
-    parameters: Mapping[str, Any]
-    sites: gpd.GeoDataFrame
-    coverage: pd.DataFrame
+    parameters_json: str
+    site_table: gpd.GeoDataFrame = dataclasses.field(repr=False)
+    coverage_table: pd.DataFrame = dataclasses.field(repr=False)
     solver: SolverStats
     stages: tuple[SolverStats, ...]
-    reductions: Mapping[str, Mapping[str, Any]]
-    newly_covered: gpd.GeoDataFrame
-    assignment: pd.DataFrame | None = None
+    reductions_json: str = dataclasses.field(repr=False)
+    newly_covered_table: gpd.GeoDataFrame = dataclasses.field(repr=False)
+    assignment_table: pd.DataFrame | None = dataclasses.field(default=None, repr=False)
+
+    # a Plan is a value: every frame or mapping it hands out is a fresh copy, so no caller can change it
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return json.loads(self.parameters_json)
+
+    @property
+    def reductions(self) -> dict[str, dict[str, Any]]:
+        return json.loads(self.reductions_json)
+
+    @property
+    def sites(self) -> gpd.GeoDataFrame:
+        return self.site_table.copy()
+
+    @property
+    def coverage(self) -> pd.DataFrame:
+        return self.coverage_table.copy()
+
+    @property
+    def newly_covered(self) -> gpd.GeoDataFrame:
+        return self.newly_covered_table.copy()
+
+    @property
+    def assignment(self) -> pd.DataFrame | None:
+        return None if self.assignment_table is None else self.assignment_table.copy()
 
     @property
     def status(self) -> str:
@@ -118,11 +147,13 @@ class Plan:
     @property
     def new_sites(self) -> gpd.GeoDataFrame:
         """The sites to build, in phase order."""
-        return self.sites[self.sites["status"] == "new"].sort_values("phase")
+        sites = self.site_table
+        return sites[sites["status"] == "new"].sort_values("phase").copy()
 
     @property
     def closed_sites(self) -> gpd.GeoDataFrame:
-        return self.sites[self.sites["status"] == "closed"]
+        sites = self.site_table
+        return sites[sites["status"] == "closed"].copy()
 
     def summary(self) -> pd.DataFrame:
         """Key figures as one table (``item``, ``value``): the model, solver stats, sites and coverage."""
@@ -138,22 +169,24 @@ class Plan:
             ("solve time s 求解时间(秒)", round(s.solve_s, 3)),
             ("build time s 建模时间(秒)", round(s.build_s, 3)),
         ]
-        for kind in dict.fromkeys(self.sites["kind"]):
-            of_kind = self.sites[self.sites["kind"] == kind]
+        sites = self.site_table
+        for kind in dict.fromkeys(sites["kind"]):
+            of_kind = sites[sites["kind"] == kind]
             for status in ("new", "existing", "closed"):
                 count = int((of_kind["status"] == status).sum())
                 if count or status == "new":
                     items.append((f"{kind} {status} {KIND_ZH.get(kind, '')}{STATUS_ZH[status]}", count))
-        for (kind, group, threshold), row in self.coverage.iterrows():
-            if threshold == self.parameters.get("thresholds", {}).get(kind):
+        parameters = self.parameters
+        for (kind, group, threshold), row in self.coverage_table.iterrows():
+            if threshold == parameters.get("thresholds", {}).get(kind):
                 items.append((
                     f"{kind} {group} within {threshold:g} min {GROUP_ZH.get(group, group)}{threshold:g}分钟覆盖率",
                     f"{row['before_pct']:.1f} % -> {row['after_pct']:.1f} % (+{row['gain']:,.0f})",
                 ))
-        for key, value in self.parameters.items():
+        for key, value in parameters.items():
             if key not in ("kinds", "thresholds"):
                 items.append((f"parameter {key}", json.dumps(value, ensure_ascii=False, default=str)))
-        for spec in self.parameters.get("kinds", []):
+        for spec in parameters.get("kinds", []):
             items.append((f"parameter kind {spec['kind']}", json.dumps(spec, ensure_ascii=False, default=str)))
         return pd.DataFrame(items, columns=["item", "value"])
 
@@ -163,12 +196,12 @@ class Plan:
         return {
             "region": self.region,
             "model": self.model,
-            "parameters": dict(self.parameters),
+            "parameters": self.parameters,
             "solver": self.solver.as_dict(),
             "stages": [s.as_dict() for s in self.stages],
             "sites": json.loads(sites.to_json(orient="records", force_ascii=False)),
             "coverage": json.loads(self.coverage.reset_index().to_json(orient="records", force_ascii=False)),
-            "reductions": {k: dict(v) for k, v in self.reductions.items()},
+            "reductions": self.reductions,
         }
 
     def to_geojson(self, path: str | Path) -> Path:
@@ -268,9 +301,12 @@ def make_plan(
     geometry = sites["geometry"] if "geometry" in sites else pd.Series([None] * len(sites), index=sites.index)
     phase = phasing.set_index(["kind", "site_pos"]) if len(phasing) else None
 
+    catchment_tables: dict[float, np.ndarray] = {}
+
     def catchment(pos: int, threshold_s: float) -> np.ndarray:
-        within = problem.within(threshold_s, np.array([pos]))
-        return np.asarray(within.T @ P).ravel()
+        if threshold_s not in catchment_tables:
+            catchment_tables[threshold_s] = catchments(people, problem.reach, threshold_min=threshold_s / 60).to_numpy()
+        return catchment_tables[threshold_s][pos]
 
     served = {}
     if outcome.assignment:
@@ -339,14 +375,14 @@ def make_plan(
     return Plan(
         region=region_key,
         model=outcome.model,
-        parameters=MappingProxyType(dict(parameters)),
-        sites=frame,
-        coverage=coverage,
+        parameters_json=_json(parameters),
+        site_table=frame,
+        coverage_table=coverage,
         solver=outcome.main,
         stages=outcome.stats,
-        reductions=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in outcome.reductions.items()}),
-        newly_covered=newly,
-        assignment=_assignment_frame(problem, outcome),
+        reductions_json=_json(outcome.reductions),
+        newly_covered_table=newly,
+        assignment_table=_assignment_frame(problem, outcome),
     )
 
 
@@ -356,40 +392,47 @@ def _finite(value) -> float:
     return value if np.isfinite(value) else np.nan
 
 
-def _nearest(problem, positions: np.ndarray) -> np.ndarray:
-    best = np.full(problem.n_demand, np.inf)
-    if len(positions) == 0:
-        return best
-    times = problem.times_s[:, np.asarray(positions, dtype=np.int64)].tocoo()
-    np.minimum.at(best, times.row, times.data)
-    return best
+def _json(value) -> str:
+    """Plain JSON text of parameters or sizes (numpy numbers unwrapped, tuples as lists)."""
+    def plain(v):
+        if isinstance(v, np.integer):
+            return int(v)
+        if isinstance(v, np.floating):
+            return float(v)
+        if isinstance(v, np.bool_):
+            return bool(v)
+        if isinstance(v, np.ndarray):
+            return v.tolist()
+        return str(v)
+
+    return json.dumps(value, default=plain, ensure_ascii=False, sort_keys=True)
 
 
 def _coverage(problem, outcome, thresholds_min, demand_cells, crs) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
+    """Coverage before and after per kind, group and threshold (one path: :func:`geoplan.coverage.coverage_summary`)."""
     people = problem.people
     groups = list(people.columns)
-    P = people.to_numpy(dtype=float)
-    totals = P.sum(axis=0)
     rows, newly = [], []
     for spec in problem.specs:
         kind = spec.kind
-        before_t = _nearest(problem, problem.existing_for(kind))
-        after_t = _nearest(problem, np.r_[outcome.kept.get(kind, []), outcome.opened.get(kind, [])].astype(np.int64))
-        limits = sorted({float(t) for t in thresholds_min if t * 60 <= problem.cutoff_s + 1e-9} | {float(spec.threshold_min)})
-        for threshold in limits:
-            before = P[before_t <= threshold * 60 + 1e-9].sum(axis=0)
-            after = P[after_t <= threshold * 60 + 1e-9].sum(axis=0)
-            for k, group in enumerate(groups):
+        before_sites = problem.existing_for(kind)
+        after_sites = np.r_[outcome.kept.get(kind, []), outcome.opened.get(kind, [])].astype(np.int64)
+        thresholds = tuple(sorted({float(t) for t in thresholds_min} | {float(spec.threshold_min)}))
+        before = coverage_summary(people, problem.reach.select(before_sites), thresholds_min=thresholds)
+        after = coverage_summary(people, problem.reach.select(after_sites), thresholds_min=thresholds)
+        for threshold in thresholds:
+            for group in groups:
+                total = before.loc[(group, threshold), "population"]
+                b, a = before.loc[(group, threshold), "covered"], after.loc[(group, threshold), "covered"]
                 rows.append({
-                    "kind": kind, "group": group, "threshold_min": threshold, "population": totals[k],
-                    "before": before[k], "after": after[k], "gain": after[k] - before[k],
-                    "before_pct": 100 * before[k] / totals[k] if totals[k] else np.nan,
-                    "after_pct": 100 * after[k] / totals[k] if totals[k] else np.nan,
+                    "kind": kind, "group": group, "threshold_min": threshold, "population": total,
+                    "before": b, "after": a, "gain": a - b,
+                    "before_pct": 100 * b / total if total else np.nan,
+                    "after_pct": 100 * a / total if total else np.nan,
                 })
-        tau = spec.threshold_s + 1e-9
-        gained = (after_t <= tau) & ~(before_t <= tau)
+        gained = problem.reach.covered(spec.threshold_s, after_sites) & ~problem.reach.covered(spec.threshold_s, before_sites)
         if gained.any():
-            cells = pd.DataFrame(P[gained], columns=groups, index=people.index[gained])
+            cells = pd.DataFrame(people.to_numpy(dtype=float)[gained], columns=groups, index=people.index[gained])
             cells["kind"] = kind
             cells["weight"] = problem.weight[gained]
             geometry = demand_cells.loc[cells.index] if demand_cells is not None else gpd.GeoSeries([None] * len(cells), crs=crs)

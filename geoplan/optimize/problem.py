@@ -23,6 +23,8 @@ from scipy import sparse
 
 from geoplan.demand import population_columns
 from geoplan.errors import InputError
+from geoplan.optimize.options import KINDS, KindSpec
+from geoplan.reach import ReachMatrix
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +32,6 @@ log = logging.getLogger(__name__)
 #: 60-79 weighs 1 and a person aged 80+ weighs 2 (they are in ``pop_60`` and in
 #: ``pop_80``), so the very old count double, as the plans ask ("80+ first").
 DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType({"pop_60": 1.0, "pop_80": 1.0})
-
-#: The kinds of facility that can be planned.
-KINDS = ("station", "canteen", "centre")
 
 #: Which existing facility kinds already serve each planned kind: a
 #: comprehensive centre (综合养老服务中心) has day-care places and a canteen,
@@ -42,63 +41,9 @@ SERVED_BY: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class KindSpec:
-    """What to plan for one kind of facility.
-
-    Parameters
-    ----------
-    kind
-        ``"station"`` (community care station 社区养老服务站), ``"canteen"``
-        (elderly canteen 老年食堂/助餐点) or ``"centre"``.
-    p
-        At most this many new sites (MCLP, p-median; a cap in the target model).
-    budget
-        At most this total cost of new sites (same unit as the site costs).
-    threshold_min
-        The walk (minutes) within which a site serves a person: 15 for the
-        15-minute care circle, often 10 for a canteen.
-    capacity
-        Capacitated models: how much one site serves, in ``capacity_group``
-        people times ``use_rate`` (day-care places, meals per day). A site's
-        own ``capacity`` (from its file) replaces it where given. ``None``:
-        uncapacitated.
-    capacity_group, use_rate
-        What one unit of capacity serves: ``use_rate`` units per person of
-        ``capacity_group`` (e.g. 0.3 meals per 60+ person per day).
-    target_pct
-        Target model: at least this percentage of ``target_group`` within the
-        threshold after the plan.
-    target_group
-        The group the target counts (default ``pop_60``).
-    min_catchment
-        Consolidation: existing sites with fewer ``target_group`` people
-        within the threshold than this may close.
-    """
-
-    kind: str = "station"
-    p: int | None = None
-    budget: float | None = None
-    threshold_min: float = 15.0
-    capacity: float | None = None
-    capacity_group: str = "pop_60"
-    use_rate: float = 1.0
-    target_pct: float | None = None
-    target_group: str = "pop_60"
-    min_catchment: float | None = None
-
-    @property
-    def threshold_s(self) -> float:
-        return float(self.threshold_min) * 60.0
-
-    @property
-    def capacitated(self) -> bool:
-        return self.capacity is not None
-
-
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Problem:
-    """Demand, sites and walking times for a site optimisation, in arrays.
+    """Demand, sites and walking times for a site optimisation.
 
     Attributes
     ----------
@@ -112,8 +57,10 @@ class Problem:
         ``capacity`` (NaN: the kind's default).
     eligible
         For each planned kind, which sites may take a new facility of it.
-    times_s
-        Walking times demand x site (CSR, seconds), stored up to ``cutoff_s``.
+    reach
+        The labelled walking times demand x site (:class:`~geoplan.reach.ReachMatrix`,
+        rows following ``people``, columns following ``sites``): every
+        "within the threshold" and "nearest site" of the models asks it.
     specs
         One :class:`KindSpec` per planned kind.
     weights
@@ -124,18 +71,21 @@ class Problem:
     weight: np.ndarray
     sites: pd.DataFrame
     eligible: Mapping[str, np.ndarray]
-    times_s: sparse.csr_matrix
-    cutoff_s: float
+    reach: ReachMatrix
     specs: tuple[KindSpec, ...]
     weights: Mapping[str, float]
 
     @property
     def n_demand(self) -> int:
-        return self.times_s.shape[0]
+        return self.reach.shape[0]
 
     @property
     def n_sites(self) -> int:
-        return self.times_s.shape[1]
+        return self.reach.shape[1]
+
+    @property
+    def cutoff_s(self) -> float:
+        return self.reach.cutoff_s
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -144,23 +94,26 @@ class Problem:
     def spec(self, kind: str) -> KindSpec:
         return next(s for s in self.specs if s.kind == kind)
 
+    def with_specs(self, specs: Sequence[KindSpec]) -> "Problem":
+        """The same demand, sites and walks with other kinds to plan."""
+        specs = tuple(specs)
+        _check_specs(specs, self.people, self.reach)
+        return dataclasses.replace(self, specs=specs)
+
     def existing_for(self, kind: str) -> np.ndarray:
         """Positions of the existing sites that serve ``kind`` (see :data:`SERVED_BY`)."""
         sites = self.sites
         mask = (sites["status"].to_numpy() == "existing") & np.isin(sites["kind"].to_numpy(), SERVED_BY[kind])
         return np.flatnonzero(mask)
 
+    def own_existing(self, kind: str) -> np.ndarray:
+        """Positions of the existing sites of exactly ``kind`` (the ones consolidation may close)."""
+        sites = self.sites
+        return np.flatnonzero((sites["status"].to_numpy() == "existing") & (sites["kind"].to_numpy() == kind))
+
     def candidates_for(self, kind: str) -> np.ndarray:
         """Positions of the candidate sites that may take a new ``kind``."""
         return np.flatnonzero(self.eligible[kind])
-
-    def within(self, threshold_s: float, columns: np.ndarray | None = None) -> sparse.csr_matrix:
-        """Boolean demand x site (or x ``columns``) matrix: walk at most ``threshold_s``."""
-        times = self.times_s if columns is None else self.times_s[:, columns]
-        keep = times.data <= threshold_s + 1e-9
-        out = sparse.csr_matrix((keep.astype(np.int8), times.indices, times.indptr), shape=times.shape)
-        out.eliminate_zeros()
-        return out
 
     def capacity_of(self, kind: str, positions: np.ndarray) -> np.ndarray:
         """Capacity of the sites at ``positions`` for ``kind``: their own, else the kind's default."""
@@ -205,34 +158,34 @@ class Problem:
             Default: every candidate may take every planned kind.
         """
         specs = (specs,) if isinstance(specs, KindSpec) else tuple(specs)
-        times = _as_csr(times_s)
-        if times.shape != (len(people), len(sites)):
-            raise InputError(
-                f"The walking-time matrix is {times.shape[0]} x {times.shape[1]} but there are "
-                f"{len(people)} demand points and {len(sites)} sites."
-            )
         sites = _normalise_sites(sites)
-        _check_specs(specs, people)
+        if isinstance(times_s, ReachMatrix):
+            reach = times_s.for_demand(pd.Index(people.index))
+            if not reach.site_ids.equals(pd.Index(sites.index)):
+                raise InputError("The reach matrix's sites do not follow the site table; select them in its order (reach.select(ids)).")
+        else:
+            times = _as_csr(times_s)
+            if times.shape != (len(people), len(sites)):
+                raise InputError(
+                    f"The walking-time matrix is {times.shape[0]} x {times.shape[1]} but there are "
+                    f"{len(people)} demand points and {len(sites)} sites."
+                )
+            if cutoff_s is None:  # the matrix is taken as complete: every walk up to the longest one asked about
+                cutoff_s = max([float(times.data.max()) if times.nnz else 0.0, *(s.threshold_s for s in specs)])
+            reach = ReachMatrix(times.tocsc(), pd.Index(people.index), pd.Index(sites.index), float(cutoff_s))
+        _check_specs(specs, people, reach)
         weight = priority_weights(people, weights).to_numpy(dtype=float)
         candidate = sites["status"].to_numpy() == "candidate"
         if eligible is None:
             eligible = {s.kind: candidate.copy() for s in specs}
         else:
             eligible = {k: np.asarray(eligible[k], dtype=bool) & candidate for k in (s.kind for s in specs)}
-        cutoff = float(cutoff_s) if cutoff_s is not None else (float(times.data.max()) if times.nnz else 0.0)
-        for spec in specs:
-            if spec.threshold_s > cutoff + 1e-9 and cutoff_s is not None:
-                raise InputError(
-                    f"The {spec.kind} threshold of {spec.threshold_min:g} min is beyond the walking times "
-                    f"computed ({cutoff / 60:g} min). Compute the reach with a larger cutoff."
-                )
         return cls(
             people=people[population_columns(people)].astype(float),
             weight=weight,
             sites=sites,
             eligible=MappingProxyType(dict(eligible)),
-            times_s=times,
-            cutoff_s=cutoff,
+            reach=reach,
             specs=specs,
             weights=MappingProxyType(dict(weights)),
         )
@@ -315,7 +268,7 @@ def _normalise_sites(sites: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _check_specs(specs: tuple[KindSpec, ...], people: pd.DataFrame) -> None:
+def _check_specs(specs: tuple[KindSpec, ...], people: pd.DataFrame, reach: ReachMatrix) -> None:
     if not specs:
         raise InputError("Nothing to plan: give at least one kind (KindSpec).")
     kinds = [s.kind for s in specs]
@@ -323,84 +276,47 @@ def _check_specs(specs: tuple[KindSpec, ...], people: pd.DataFrame) -> None:
         raise InputError(f"Each kind can be planned once; got {kinds}.")
     known = population_columns(people)
     for spec in specs:
-        if spec.kind not in KINDS:
-            raise InputError(f"Unknown facility kind {spec.kind!r}; use one of {', '.join(KINDS)}.")
-        if spec.p is not None and (not isinstance(spec.p, (int, np.integer)) or spec.p < 0):
-            raise InputError(f"p (the number of new {spec.kind} sites) must be a whole number >= 0, got {spec.p!r}.")
-        if spec.budget is not None and not spec.budget >= 0:
-            raise InputError(f"The {spec.kind} budget must be >= 0, got {spec.budget!r}.")
-        if not spec.threshold_min > 0:
-            raise InputError(f"The {spec.kind} threshold must be positive minutes, got {spec.threshold_min!r}.")
-        if spec.capacity is not None and not spec.capacity >= 0:
-            raise InputError(
-                f"The {spec.kind} capacity must be >= 0 (people or meals a site serves), got {spec.capacity!r}."
-            )
-        if not spec.use_rate >= 0:
-            raise InputError(f"The {spec.kind} use_rate must be >= 0, got {spec.use_rate!r}.")
-        if spec.target_pct is not None and not 0 <= spec.target_pct <= 100:
-            raise InputError(f"target_pct is a percentage between 0 and 100, got {spec.target_pct!r}.")
-        if spec.min_catchment is not None and not spec.min_catchment >= 0:
-            raise InputError(f"min_catchment must be >= 0 people, got {spec.min_catchment!r}.")
+        if not isinstance(spec, KindSpec):
+            raise InputError(f"Kinds must be KindSpec objects, got {type(spec).__name__}.")
         for name, group in (("target_group", spec.target_group), ("capacity_group", spec.capacity_group)):
             if group not in known:
                 raise InputError(f"Unknown population group {group!r} for {name}; the demand has {known}.")
+        reach.check_threshold(spec.threshold_s)
 
 
-def build_problem(
-    region,
-    *,
-    specs: Sequence[KindSpec],
-    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
-    candidates=None,
-    facilities=None,
-    costs: pd.Series | Mapping | None = None,
-    reach=None,
-    cutoff_min: float | None = None,
-) -> Problem:
-    """A :class:`Problem` for ``region``: its demand, its facilities and candidates, walking times.
+@dataclasses.dataclass(frozen=True)
+class PlanningSites:
+    """Every site a plan can use, in the order walking times must follow: existing facilities, then candidates.
 
-    Parameters
-    ----------
-    region
-        A :class:`~geoplan.region.Region`.
-    specs
-        The kinds to plan.
-    candidates
-        Candidate sites (default ``region.candidates``), one frame shared by
-        every kind or a mapping kind -> frame.
-    facilities
-        Existing facilities (default ``region.facilities``).
-    costs
-        Cost per site id, replacing the sites' ``cost`` column (default 1).
-    reach
-        A precomputed :class:`~geoplan.reach.ReachMatrix` from every site
-        (facilities first, then candidates, in the order of this function) to
-        the region's demand, with a cutoff at least the largest threshold. By
-        default it is computed.
-    cutoff_min
-        How far to compute walking times (default: the largest threshold).
+    ``eligible`` names, per planned kind, the candidate ids that may take it.
+    """
+
+    sites: "gpd.GeoDataFrame"
+    eligible: Mapping[str, pd.Index]
+
+
+def planning_sites(region, kinds: Sequence[str] = ("station",), *, candidates=None, facilities=None, costs=None) -> PlanningSites:
+    """The sites of a plan for ``region``: its (or the given) facilities, then candidates, with costs applied.
+
+    ``candidates`` is one frame shared by every kind or a mapping kind ->
+    frame; ``costs`` a cost per site id replacing the sites' ``cost`` column.
     """
     import geopandas as gpd
 
-    specs = tuple(specs)
-    # check the cheap things before the walking times are computed
-    _check_specs(specs, region.demand)
-    priority_weights(region.demand, weights)
     facilities = region.facilities if facilities is None else facilities.to_crs(region.crs)
     if candidates is None:
         candidates = region.candidates
     if isinstance(candidates, Mapping):
         frames = {k: c.to_crs(region.crs) for k, c in candidates.items()}
-        unknown = sorted(set(frames) - {s.kind for s in specs})
+        unknown = sorted(set(frames) - set(kinds))
         if unknown:
-            raise InputError(f"Candidates were given for {unknown}, which are not being planned ({[s.kind for s in specs]}).")
-        merged = pd.concat([f for f in frames.values()])
-        merged = merged[~merged.index.duplicated()]
-        eligible_ids = {s.kind: pd.Index(frames.get(s.kind, merged).index) for s in specs}
-        cand = merged
+            raise InputError(f"Candidates were given for {unknown}, which are not being planned ({list(kinds)}).")
+        merged = pd.concat(list(frames.values())) if frames else region.candidates.iloc[:0]
+        cand = merged[~merged.index.duplicated()]
+        eligible = {k: pd.Index(frames[k].index if k in frames else cand.index) for k in kinds}
     else:
         cand = candidates.to_crs(region.crs)
-        eligible_ids = {s.kind: pd.Index(cand.index) for s in specs}
+        eligible = {k: pd.Index(cand.index) for k in kinds}
     cand = cand.assign(status="candidate")
     clash = facilities.index.intersection(cand.index)
     if len(clash):
@@ -410,7 +326,7 @@ def build_problem(
         )
     columns = ["name", "kind", "status", "cost", "capacity", "geometry"]
     sites = gpd.GeoDataFrame(
-        pd.concat([_site_columns(facilities, columns), _site_columns(cand, columns)]),
+        pd.concat([_site_columns(facilities.assign(status="existing"), columns), _site_columns(cand, columns)]),
         geometry="geometry",
         crs=region.crs,
     )
@@ -423,33 +339,55 @@ def build_problem(
         if (costs < 0).any() or costs.isna().any():
             raise InputError("costs must be numbers >= 0.")
         sites.loc[costs.index, "cost"] = costs.to_numpy()
+    return PlanningSites(sites=sites, eligible=MappingProxyType(eligible))
+
+
+def build_problem(
+    region,
+    *,
+    specs: Sequence[KindSpec],
+    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+    candidates=None,
+    facilities=None,
+    costs: pd.Series | Mapping | None = None,
+    reach: ReachMatrix | None = None,
+    cutoff_min: float | None = None,
+) -> Problem:
+    """A :class:`Problem` for ``region``: its demand, its facilities and candidates, walking times.
+
+    Parameters
+    ----------
+    region
+        A :class:`~geoplan.region.Region`.
+    specs
+        The kinds to plan.
+    candidates, facilities, costs
+        See :func:`planning_sites` (default: the region's own).
+    reach
+        A precomputed :class:`~geoplan.reach.ReachMatrix` from the sites of
+        :func:`planning_sites` (facilities first, then candidates) to the
+        region's demand, with a cutoff at least the largest threshold. By
+        default it is computed.
+    cutoff_min
+        How far to compute walking times (default: the largest threshold).
+    """
+    specs = tuple(specs)
+    # check the cheap things before the walking times are computed
+    demand = region.demand
+    people = demand[population_columns(demand)]
+    priority_weights(demand, weights)
+    planned = planning_sites(region, [s.kind for s in specs], candidates=candidates, facilities=facilities, costs=costs)
+    sites = planned.sites
     if cutoff_min is None:
         cutoff_min = max(s.threshold_min for s in specs)
     if reach is None:
+        _check_specs(specs, people, ReachMatrix(sparse.csc_matrix((0, 0)), pd.Index([]), pd.Index([]), cutoff_min * 60))
         reach = region.reach(sites, cutoff_min=cutoff_min)
     elif not reach.site_ids.equals(pd.Index(sites.index)):
-        raise InputError("The given reach matrix does not follow the sites (existing facilities, then candidates).")
-    demand = region.demand
-    times = reach.times_s
-    if not reach.demand_ids.equals(demand.index):
-        rows = reach.demand_ids.get_indexer(demand.index)
-        if (rows < 0).any():  # -1 would silently take the last row's walking times
-            missing = sorted(map(str, demand.index[rows < 0]))[:10]
-            raise InputError(
-                f"The given reach matrix has no walking times for demand points {missing}; "
-                "compute it for the region's demand (region.reach(...))."
-            )
-        times = sparse.csr_matrix(times)[rows]
-    eligible = {k: sites.index.isin(ids) & (sites["status"].to_numpy() == "candidate") for k, ids in eligible_ids.items()}
-    return Problem.from_matrix(
-        times,
-        demand[population_columns(demand)],
-        sites,
-        specs=specs,
-        weights=weights,
-        cutoff_s=reach.cutoff_s,
-        eligible=eligible,
-    )
+        raise InputError("The given reach matrix does not follow the sites (existing facilities, then candidates: geoplan.optimize.planning_sites).")
+    status = sites["status"].to_numpy()
+    eligible = {k: sites.index.isin(ids) & (status == "candidate") for k, ids in planned.eligible.items()}
+    return Problem.from_matrix(reach.for_demand(people.index), people, sites, specs=specs, weights=weights, eligible=eligible)
 
 
 def _site_columns(frame, columns: list[str]) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 r"""Reductions that make a model smaller without changing its optimum.
 
 Each function works on the sparse demand x site structure and returns what to
-keep or how rows group; :mod:`geoplan.optimize.models` applies them. The tests
+keep or how rows group; :mod:`geoplan.optimize.formulations` applies them. The tests
 (``tests/test_optimize_reduce.py``) solve random instances with and without
 each reduction and check that the optimal values are equal.
 
@@ -14,7 +14,7 @@ each reduction and check that the optimal values are equal.
    coefficients gives the same value for every choice of sites.
 2. Demand already covered by a facility that stays open is a constant of the
    coverage objective (and of a target): it is counted once, outside the
-   model (:func:`geoplan.optimize.models.cover_block`). For the p-median the
+   model (:func:`geoplan.optimize.formulations.cover_block`). For the p-median the
    nearest such facility caps every walk (the fallback): a new site no closer
    than that is never used, so the pair is dropped.
 3. :func:`dominated_columns` -- a candidate whose covered set is a subset of

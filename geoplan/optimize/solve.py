@@ -24,15 +24,13 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from geoplan.errors import GeoplanError
+from geoplan.optimize.errors import SolverError
+from geoplan.optimize.options import SolverOptions
 
 log = logging.getLogger(__name__)
 
-SOLVERS = ("highs", "cbc")
-
-
-class SolverError(GeoplanError):
-    """The solver stopped without any solution (time limit too short, or a solver failure)."""
+#: Feasibility tolerance when a returned solution is checked (absolute, scaled by the row's size).
+CHECK_TOLERANCE = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +75,9 @@ class SolverStats:
     ``|objective - bound| / |objective|`` on the solver's own objective.
     ``status`` is ``optimal`` (proven within ``mip_gap``), ``time_limit`` (the
     best solution found when the time ran out, not proven optimal) or
-    ``infeasible``.
+    ``infeasible``. ``check`` says how the returned solution fared against
+    the model (:func:`check_solution`): ``passed``, or which re-solve it took
+    to get one that passes.
     """
 
     solver: str
@@ -94,6 +94,7 @@ class SolverStats:
     time_limit_s: float | None
     mip_gap: float
     stage: str = "main"
+    check: str = "passed"
 
     @property
     def optimal(self) -> bool:
@@ -148,34 +149,97 @@ def to_pulp(model: MipModel):
     return problem, variables
 
 
-def solve_model(
-    model: MipModel,
-    *,
-    solver: str = "highs",
-    time_limit_s: float | None = 60.0,
-    mip_gap: float = 0.0,
-    threads: int | None = None,
-    stage: str = "main",
-) -> Solution:
-    """Solve ``model`` with HiGHS (default) or CBC through PuLP.
+def solve_model(model: MipModel, options: SolverOptions = SolverOptions(), *, stage: str = "main") -> Solution:
+    """Solve ``model`` with HiGHS (default) or CBC through PuLP, and check what comes back.
 
     HiGHS falls back to CBC when ``highspy`` is missing or HiGHS fails. A time
     limit returns the incumbent with ``status="time_limit"``; a model proven
     infeasible returns ``status="infeasible"`` and no values. No solution at
     all within the time limit raises :class:`SolverError`.
+
+    A solver is a dependency to verify, not to trust: every returned solution
+    is checked against the model (bounds, integrality, every row, and the
+    objective recomputed). When the check fails the model is solved again
+    without the starting solution, then with the other solver; if no answer
+    passes, :class:`SolverError` says what failed.
     """
-    if solver not in SOLVERS:
-        raise GeoplanError(f"Unknown solver {solver!r}; use one of {', '.join(SOLVERS)}.")
+    attempts = [(options.solver, model)]
+    if model.start:
+        attempts.append((options.solver, dataclasses.replace(model, start=None)))
+    other = "cbc" if options.solver == "highs" else "highs"
+    attempts.append((other, dataclasses.replace(model, start=None)))
+    failures = []
+    for solver, attempt in attempts:
+        solution = _solve_once(attempt, dataclasses.replace(options, solver=solver), stage)
+        if solution.values is None:
+            return solution
+        problems = check_solution(attempt, solution.values, solution.stats.objective)
+        if not problems:
+            if failures:
+                note = f"{'; '.join(failures)}; re-solved with {solution.stats.solver}{'' if attempt.start else ' without the start'}"
+                solution = Solution(solution.values, dataclasses.replace(solution.stats, check=note))
+            return solution
+        log.warning("optimize: %s returned a solution that fails its checks (%s); solving again", solution.stats.solver, "; ".join(problems))
+        failures.append(f"{solution.stats.solver}{' with start' if attempt.start else ''}: {problems[0]}")
+    raise SolverError(
+        f"No solver returned a solution that satisfies the {model.name} model ({'; '.join(failures)}). "
+        "Check the installed solver versions (geoplan is tested with highspy 1.12 to 1.15) or report the model."
+    )
+
+
+def check_solution(model: MipModel, values: np.ndarray, objective: float | None, *, tol: float = CHECK_TOLERANCE) -> list[str]:
+    """What is wrong with ``values`` as a solution of ``model`` (empty when nothing is).
+
+    Checks column bounds, integrality, every row's bounds, and that the
+    objective the solver reported (``objective``, the model's constant
+    included) is ``c'x + constant`` of these values.
+
+    >>> import numpy as np
+    >>> from scipy import sparse
+    >>> m = MipModel("m", "min", c=np.array([1.0, 1.0]), A=sparse.csr_matrix(np.array([[1.0, 1.0]])),
+    ...              row_lo=np.array([1.0]), row_hi=np.array([np.inf]), col_lo=np.zeros(2), col_hi=np.ones(2),
+    ...              integer=np.array([True, True]))
+    >>> check_solution(m, np.array([1.0, 0.0]), 1.0)
+    []
+    >>> check_solution(m, np.array([1.0, 1.0]), 1.0)
+    ['objective reported 1 but the solution costs 2']
+    """
+    values = np.asarray(values, dtype=float)
+    found = []
+    if values.shape != (model.n_cols,) or not np.isfinite(values).all():
+        return [f"{values.shape} values, some not finite, for {model.n_cols} columns"]
+    scale = np.maximum(1.0, np.abs(values))
+    low = np.flatnonzero(values < model.col_lo - tol * scale)
+    high = np.flatnonzero(values > model.col_hi + tol * scale)
+    if len(low) or len(high):
+        found.append(f"{len(low) + len(high)} columns outside their bounds")
+    fractional = np.flatnonzero(model.integer & (np.abs(values - np.round(values)) > tol))
+    if len(fractional):
+        found.append(f"{len(fractional)} integer columns with fractional values")
+    activity = model.A @ values
+    row_scale = np.maximum(1.0, abs(model.A) @ np.abs(values))
+    bad_rows = np.flatnonzero((activity < model.row_lo - tol * row_scale) | (activity > model.row_hi + tol * row_scale))
+    if len(bad_rows):
+        found.append(f"{len(bad_rows)} constraints violated (first: row {bad_rows[0]})")
+    if objective is not None:
+        actual = float(model.c @ values) + model.constant
+        if abs(actual - objective) > tol * max(1.0, abs(actual)):
+            found.append(f"objective reported {objective:.10g} but the solution costs {actual:.10g}")
+    return found
+
+
+def _solve_once(model: MipModel, options: SolverOptions, stage: str) -> Solution:
     t0 = time.perf_counter()
     problem, variables = to_pulp(model)
     build_s = time.perf_counter() - t0
-    if solver == "highs":
+    args = (build_s, options.time_limit_s, options.mip_gap, options.threads, stage)
+    if options.solver == "highs":
         try:
-            return _solve_highs(model, problem, variables, build_s, time_limit_s, mip_gap, threads, stage)
+            return _solve_highs(model, problem, variables, *args)
         except _Unavailable as exc:
             log.warning("optimize: HiGHS unavailable (%s); solving with CBC instead", exc)
             problem, variables = to_pulp(model)
-    return _solve_cbc(model, problem, variables, build_s, time_limit_s, mip_gap, threads, stage)
+    return _solve_cbc(model, problem, variables, *args)
 
 
 class _Unavailable(Exception):
@@ -226,7 +290,7 @@ def _solve_highs(model, problem, variables, build_s, time_limit_s, mip_gap, thre
 
     options = {"mip_rel_gap": float(mip_gap), **dict(model.highs_options)}
     engine = _WarmHiGHS(msg=False, timeLimit=time_limit_s, threads=threads, **options)
-    name = f"HiGHS {highspy.Highs().version()} (PuLP {pulp.__version__})"
+    name = f"HiGHS {_highspy_version()} (PuLP {pulp.__version__})"
     t0 = time.perf_counter()
     try:
         problem.solve(engine)
@@ -315,6 +379,16 @@ def _solve_cbc(model, problem, variables, build_s, time_limit_s, mip_gap, thread
             bound = float(match.group(1))
     label = "time_limit" if stopped else "optimal"
     return Solution(values, _stats(model, name, label, objective, bound, build_s, solve_s, time_limit_s, mip_gap, stage))
+
+
+def _highspy_version() -> str:
+    """The installed highspy's version, read from its metadata (building a Highs object prints a banner)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("highspy")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _trivial_bound(model: MipModel) -> float | None:

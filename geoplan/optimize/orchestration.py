@@ -1,0 +1,191 @@
+"""Orchestration: check a request, build its model, solve it (and refine), and read the decisions back."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+from scipy import sparse
+
+from geoplan.errors import InfeasibleError, InputError
+from geoplan.optimize import formulations as f
+from geoplan.optimize.builder import Block, ModelBuilder, Outcome
+from geoplan.optimize.options import ModelOptions, SolverOptions
+from geoplan.optimize.problem import Problem
+from geoplan.optimize.solve import MipModel, SolverStats, solve_model
+
+log = logging.getLogger(__name__)
+
+
+def check_request(problem: Problem, options: ModelOptions) -> None:
+    """Clear errors for requests that cannot be solved: options the model does not use, missing ones, p beyond the candidates."""
+    options.check_kinds(problem.specs)
+    for spec in problem.specs:
+        n_candidates = len(problem.candidates_for(spec.kind))
+        if spec.p is not None and spec.p > n_candidates:
+            raise InputError(
+                f"p = {spec.p} new {spec.kind} sites asked for, but there are only {n_candidates} candidate sites. "
+                "Lower p, or add candidates (e.g. geoplan.candidates_from_network(region.network, region.boundary, spacing_m=200))."
+            )
+    unknown = [g for g in options.groups_kept if g not in problem.people.columns]
+    if options.model == "consolidate" and unknown:
+        raise InputError(f"Unknown population group(s) {unknown} in keep_groups; the demand has {list(problem.people.columns)}.")
+    if options.model == "pmedian" and options.pmedian_cutoff_min is not None:
+        problem.reach.check_threshold(options.pmedian_cutoff_min * 60)
+
+
+def build_model(problem: Problem, options: ModelOptions = ModelOptions()) -> tuple[MipModel, list[Block]]:
+    """The model for ``problem`` as arrays, and its blocks (one per kind) for reading the solution back."""
+    check_request(problem, options)
+    model, reduce = options.model, options.reduce
+    build = ModelBuilder()
+    blocks: list[Block] = []
+    start: dict[int, float] | None = {} if options.warm_start and not options.one_per_site else None
+    coupled = options.one_per_site
+    sense = "max" if model == "mclp" else "min"
+    for spec in problem.specs:
+        if model == "pmedian":
+            block = f.assign_block(build, problem, spec, model=model, reduce=reduce, within_threshold=options.assign_within_threshold,
+                                   start=start, taken=set())
+        elif spec.capacitated:
+            block = f.assign_block(build, problem, spec, model=model, reduce=reduce, within_threshold=True,
+                                   minimize=options.minimize_by, start=None, taken=set())
+        else:
+            block = f.cover_block(
+                build, problem, spec, model=model, reduce=reduce, dominance=not coupled, minimize=options.minimize_by,
+                keep_groups=options.groups_kept, start=start, taken=set(), any_budget=options.total_budget is not None,
+            )
+        blocks.append(block)
+    if coupled:
+        f.one_per_site_rows(build, blocks)
+    if options.total_budget is not None:
+        cols = np.concatenate([b.x_cols[b.x_new] for b in blocks])
+        cost = np.concatenate([problem.sites["cost"].to_numpy(dtype=float)[b.x_sites[b.x_new]] for b in blocks])
+        build.rows(np.zeros(len(cols)), cols, cost, 1, hi=options.total_budget)
+    name = f"{model}_" + "_".join(problem.kinds)
+    mip = build.model(name, sense, start=start or None)
+    if any(b.family == "median" for b in blocks):
+        # the radius LP is large and degenerate: interior point solves its root about twice as fast as simplex
+        mip = dataclasses.replace(mip, highs_options=(("mip_lp_solver", "ipm"),))
+    return mip, blocks
+
+
+def decode(problem: Problem, model: str, blocks: list[Block], values: np.ndarray) -> tuple[dict, dict, dict, dict]:
+    """Opened, kept and closed site positions per kind, and assignments (demand, site, share) for assign blocks."""
+    opened, kept, closed, assignment = {}, {}, {}, {}
+    for b in blocks:
+        on = values[b.x_cols] > 0.5
+        opened[b.kind] = np.sort(b.x_sites[on & b.x_new])
+        closed_sites = b.x_sites[~on & ~b.x_new]
+        closed[b.kind] = np.sort(np.r_[np.setdiff1d(b.closable, b.x_sites), closed_sites]).astype(np.int64)
+        kept[b.kind] = np.sort(np.setdiff1d(np.r_[b.fixed, b.closable], closed[b.kind])).astype(np.int64)
+        if b.family == "median":  # everyone walks to the nearest open site within the limit
+            open_sites = np.r_[kept[b.kind], opened[b.kind]].astype(np.int64)
+            times = problem.reach.limited(b.limit_s, open_sites).tocoo()
+            if times.nnz:
+                order = np.lexsort((times.data, times.row))
+                rows, cols = times.row[order], times.col[order]
+                first = np.r_[True, rows[1:] != rows[:-1]]
+                assignment[b.kind] = (rows[first].astype(np.int64), open_sites[cols[first]], np.ones(int(first.sum())))
+            else:
+                assignment[b.kind] = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        if b.family == "assign":
+            share = values[b.pair_cols]
+            live = share > 1e-9
+            n_rows = int(b.row_of.max()) + 1 if (b.row_of >= 0).any() else 0
+            by_row = sparse.csr_matrix(
+                (share[live], (b.pair_row[live], b.pair_site[live])), shape=(n_rows, problem.n_sites)
+            )
+            in_model = np.flatnonzero(b.row_of >= 0)
+            expanded = by_row[b.row_of[in_model]].tocoo()  # a merged row's shares hold for each of its points
+            assignment[b.kind] = (in_model[expanded.row], expanded.col.astype(np.int64), expanded.data)
+    return opened, kept, closed, assignment
+
+
+def optimize(problem: Problem, options: ModelOptions = ModelOptions(), solver: SolverOptions = SolverOptions()) -> Outcome:
+    """Build and solve one model; for the target and consolidation models, then refine (see :mod:`geoplan.optimize`).
+
+    Every solution the solver returns is checked against the model
+    (:func:`~geoplan.optimize.solve.solve_model`).
+
+    Raises
+    ------
+    InputError
+        A request that cannot be solved as given (an option the model does not use, p beyond the candidates...).
+    TargetUnreachable
+        (an :class:`~geoplan.errors.InfeasibleError`) a target beyond every candidate's reach.
+    InfeasibleError
+        The model has no solution (e.g. a budget too small for a target, capacities too small).
+    """
+    t0 = time.perf_counter()
+    mip, blocks = build_model(problem, options)
+    build_s = time.perf_counter() - t0
+    log.info("optimize: %s model, %d variables, %d constraints, %d nonzeros", options.model, mip.n_cols, mip.n_rows, mip.A.nnz)
+    first = solve_model(mip, solver)
+    stats = [first.stats]
+    if first.values is None:
+        raise InfeasibleError(_infeasible_message(problem, options))
+    values = first.values
+    if options.refines and first.stats.objective is not None:
+        # the refining stage gets what is left of the time limit (at least a tenth of it)
+        limit = solver.time_limit_s
+        left = None if limit is None else max(limit - (time.perf_counter() - t0), 0.1 * limit)
+        values, second = _refine(mip, blocks, values, dataclasses.replace(solver, time_limit_s=left))
+        if second is not None:
+            stats.append(second)
+    opened, kept, closed, assignment = decode(problem, options.model, blocks, values)
+    if first.stats.status == "time_limit":
+        log.warning(
+            "optimize: time limit of %s s reached; returning the best plan found, not proven optimal (gap %s)",
+            solver.time_limit_s, "unknown" if first.stats.gap is None else f"{100 * first.stats.gap:.2f} %",
+        )
+    return Outcome(
+        model=options.model, opened=opened, kept=kept, closed=closed, assignment=assignment, stats=tuple(stats),
+        reductions={b.kind: b.sizes for b in blocks}, build_s=build_s,
+    )
+
+
+def _refine(mip: MipModel, blocks: list[Block], values: np.ndarray, solver: SolverOptions) -> tuple[np.ndarray, SolverStats | None]:
+    """Keep the optimal count/cost and maximise the weighted people reached (the already-covered ones included)."""
+    cols = np.concatenate([b.x_cols for b in blocks if b.objective_x is not None])
+    coef = np.concatenate([b.objective_x for b in blocks if b.objective_x is not None])
+    best = float(coef @ values[cols])
+    integral = np.allclose(coef, np.round(coef))
+    limit = best + (0.5 if integral else 1e-9 * max(1.0, abs(best)))
+    c = np.zeros(mip.n_cols)
+    for b in blocks:
+        c[b.second_c[0]] = b.second_c[1]
+    A = sparse.vstack([mip.A, sparse.csr_matrix((coef, (np.zeros(len(cols), int), cols)), shape=(1, mip.n_cols))]).tocsr()
+    start = {int(j): float(round(values[j])) for j in np.flatnonzero(mip.integer)}
+    second_model = dataclasses.replace(
+        mip, name=mip.name + "_refine", sense="max", c=c, A=A, row_lo=np.r_[mip.row_lo, -np.inf],
+        row_hi=np.r_[mip.row_hi, limit], constant=float(sum(b.covered_weight for b in blocks)), start=start,
+    )
+    second = solve_model(second_model, solver, stage="refine")
+    if second.values is None:
+        return values, None
+    return second.values, second.stats
+
+
+def _infeasible_message(problem: Problem, options: ModelOptions) -> str:
+    model, total_budget = options.model, options.total_budget
+    parts = []
+    for spec in problem.specs:
+        bits = []
+        if spec.p is not None:
+            bits.append(f"p = {spec.p}")
+        if spec.budget is not None:
+            bits.append(f"budget = {spec.budget:g}")
+        if spec.capacitated:
+            bits.append(f"capacity = {spec.capacity:g}")
+        if spec.target_pct is not None and model == "target":
+            bits.append(f"target = {spec.target_pct:g} % of {spec.target_group}")
+        parts.append(f"{spec.kind} ({', '.join(bits) or 'no limits'})")
+    extra = f", total budget {total_budget:g}" if total_budget is not None else ""
+    return (
+        f"The {model} model has no solution for {'; '.join(parts)}{extra}. "
+        "A target that needs more sites than p or the budget allows, or capacities too small for a target, "
+        "make it infeasible: raise p, the budget or the capacities, or lower the target."
+    )
