@@ -40,6 +40,7 @@ import pytest
 import shapely
 
 from geoplan.coverage import assigned_catchments, by_unit, catchments, coverage_summary, gaps, nearest_time_s
+from geoplan.errors import InputError
 from geoplan.reach import Router
 from geoplan.snapping import snap_to_network
 from tests.conftest import X0, Y0, points_frame, tiny_network
@@ -230,3 +231,32 @@ def test_gaps(demand, reach):
     assert ten.loc["p10", "nearest_time_min"] == pytest.approx(840 / 60)
     assert ten["pop_80"].is_monotonic_decreasing
     assert people(ten.index, "pop_80") == people(POINTS, "pop_80") - people(WITHIN[10], "pop_80")
+
+
+def test_raw_points_still_report_who_cannot_walk(network, demand, sites):
+    """Raw points (no snap columns) through travel_times used to give not_reachable_on_foot = 0."""
+    from geoplan.reach import travel_times
+
+    raw = demand[["pop_60", "pop_80", "geometry"]]
+    reach = travel_times(network, raw, sites, cutoff_s=900, max_access_m=500)
+    assert list(reach.off_network) == ["p8"]
+    summary = coverage_summary(raw, reach, thresholds_min=(15,))
+    assert summary.loc[("pop_60", 15), "not_reachable_on_foot"] == 80
+    assert summary.loc[("pop_80", 15), "not_reachable_on_foot"] == 3
+    assert not gaps(raw, reach, threshold_min=15).loc["p8", "on_foot"]
+
+
+@pytest.mark.parametrize(
+    "ask",
+    [
+        lambda demand, reach: coverage_summary(demand, reach, thresholds_min=(5, 20)),
+        lambda demand, reach: by_unit(demand, reach, threshold_min=16),
+        lambda demand, reach: gaps(demand, reach, threshold_min=30),
+        lambda demand, reach: catchments(demand, reach, threshold_min=20),
+        lambda demand, reach: assigned_catchments(demand, reach, threshold_min=20),
+    ],
+)
+def test_a_threshold_beyond_the_cutoff_is_refused(demand, reach, ask):
+    """The reach holds walks up to 15 min; a longer threshold used to count only what lay within 15 min."""
+    with pytest.raises(InputError, match=r"holds walks up to 15 min \(900 s\); it cannot answer for"):
+        ask(demand, reach)
