@@ -7,6 +7,12 @@ weighted link, a *chain*. Every edge keeps its place on its chain (offset from
 the chain's start and direction), so any point on an edge has an exact
 position on the contracted network. Routing then settles only junctions: about
 a quarter of the nodes on geoplan's default data.
+
+A loop (an edge from a node to itself, or a run of pass-through nodes back to
+where it began) is a chain whose start and end are the same junction; a ring
+with no junction at all keeps one of its nodes as both. Such a chain is no link
+of the graph, but points on it are still reached from its junction both ways
+round, and from each other along it.
 """
 
 from __future__ import annotations

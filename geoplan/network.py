@@ -10,6 +10,7 @@ every node labelled with its connected component.
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
@@ -55,7 +57,37 @@ DEFAULT_WALK_SPEED_MPS = 1.0
 
 CENTRELINE_SUFFIXES = (".parquet", ".geoparquet", ".gpkg", ".shp", ".geojson", ".json", ".fgb")
 OSM_XML_SUFFIXES = (".osm", ".xml", ".osm.bz2")
-_CACHE_VERSION = "network-v1"
+_CACHE_VERSION = "network-v2"  # v2: loops are kept
+
+#: The OSM way tags that decide whether people may walk on a way (see ``_foot_allowed_tags``).
+WALK_TAGS: tuple[str, ...] = ("highway", "foot", "access", "area")
+
+
+def require_projected(crs, what: str) -> pyproj.CRS:
+    """``crs`` as a :class:`pyproj.CRS` if it is projected in metres; else raise :class:`CRSMismatchError`.
+
+    ``what`` names the CRS in the message (e.g. ``"crs"``, ``"The network's CRS"``).
+    Call it before any distance, buffer or area.
+    """
+    fix = (
+        "geoplan measures walks in metres, so it needs a projected CRS in metres: give one such as "
+        "the region's UTM zone (e.g. EPSG:32650 for Wuhan; `gdf.estimate_utm_crs()` finds it), or pass "
+        "crs=None to load_network / build_walk_network to let geoplan pick the local UTM zone."
+    )
+    if crs is None:
+        raise CRSMismatchError(f"{what} is not set. {fix}")
+    try:
+        parsed = pyproj.CRS.from_user_input(crs)
+    except pyproj.exceptions.CRSError as exc:
+        raise CRSMismatchError(f"{what} is {crs!r}, which is not a CRS pyproj knows ({exc}). {fix}") from exc
+    unit = parsed.axis_info[0].unit_name if parsed.axis_info else "metre"
+    if parsed.is_projected and unit in ("metre", "meter"):
+        return parsed
+    if parsed.is_geographic:
+        kind = "a geographic CRS in degrees"
+    else:
+        kind = f"a projected CRS in {unit} units" if parsed.is_projected else "not a projected CRS"
+    raise CRSMismatchError(f"{what} is {parsed.to_string()} ({parsed.name}), {kind}. {fix}")
 
 
 @dataclass(frozen=True)
@@ -69,7 +101,8 @@ class WalkNetwork:
         ``component`` (0 is the largest connected piece).
     edges
         GeoDataFrame with ``u``, ``v`` (node ids), ``highway``, ``length_m``,
-        ``travel_time_s`` and a LineString running from ``u`` to ``v``.
+        ``travel_time_s`` and a LineString running from ``u`` to ``v``. A loop
+        (a street back to where it starts) has ``u == v`` and a closed line.
     walk_speed_mps
         The speed that turned lengths into ``travel_time_s``.
     """
@@ -163,6 +196,8 @@ def load_network(
         raise InputError(f"walk_speed_mps must be positive, got {walk_speed_mps}.")
     if buffer_m < 0:
         raise InputError(f"buffer_m must be zero or positive, got {buffer_m}.")
+    if crs is not None:
+        require_projected(crs, "crs")
     path = _files.existing_file(source, what="street network")
 
     cache_path = None
@@ -222,8 +257,12 @@ def build_walk_network(
 
     Edges without ``u``/``v`` columns are joined where their end points lie
     within ``node_tolerance_m`` of each other; crossing lines are not joined
-    (an overpass does not meet the street below it).
+    (an overpass does not meet the street below it). A street that comes back
+    to where it starts (a ring road, a loop in an estate) is kept as an edge
+    from a node to itself: people live along it.
     """
+    if crs is not None:
+        require_projected(crs, "crs")
     if edges.crs is None:
         raise CRSMismatchError(
             "The street network has no CRS. Set it on the file (e.g. "
@@ -250,7 +289,8 @@ def build_walk_network(
         edges, nodes_xy = _nodes_from_end_points(edges, node_tolerance_m)
 
     length = edges.geometry.length.to_numpy()
-    keep = edges["u"].to_numpy() != edges["v"].to_numpy()  # loops never shorten a walk
+    # a "loop" no longer than the tolerance is a scrap whose two ends were joined, not a street
+    keep = (edges["u"].to_numpy() != edges["v"].to_numpy()) | (length > node_tolerance_m)
     highway = edges["highway"].astype(str) if "highway" in edges else "unknown"
     edges = gpd.GeoDataFrame(
         {
@@ -436,18 +476,40 @@ def _edges_from_graphml(path: Path) -> gpd.GeoDataFrame:
 def _edges_from_osm_xml(path: Path) -> gpd.GeoDataFrame:
     import osmnx as ox
 
-    # read every way unsimplified and with its foot tag, drop what pedestrians
-    # cannot use, and only then simplify, so that no walkable way is merged
-    # with an unwalkable one
-    tags = list(ox.settings.useful_tags_way)
-    ox.settings.useful_tags_way = [*tags, *(t for t in ("foot",) if t not in tags)]
+    # read every way unsimplified, drop what pedestrians cannot use, and only
+    # then simplify, so that no walkable way is merged with an unwalkable one.
+    # osmnx keeps only the way tags named in its global settings (and takes no
+    # argument for them); geoplan reads the tags it needs itself, so it neither
+    # changes those settings (seen by every thread) nor depends on them
     try:
         graph = ox.graph_from_xml(path, bidirectional=True, simplify=False, retain_all=True)
+        tags = _way_tags(path, WALK_TAGS)
     except Exception as exc:
         raise InputError(f"Cannot read {path} as an OSM XML extract: {exc}") from exc
-    finally:
-        ox.settings.useful_tags_way = tags
+    _set_way_tags(graph, tags)
     return _edges_from_osmnx_graph(_walkable_simplified(graph), path)
+
+
+def _way_tags(path: Path, keys: tuple[str, ...]) -> dict[int, dict[str, str]]:
+    """The tags named in ``keys`` of every way in an OSM XML file (plain or ``.bz2``), by way id."""
+    from xml.etree import ElementTree
+
+    found: dict[int, dict[str, str]] = {}
+    with (bz2.open if path.name.lower().endswith(".bz2") else open)(path, "rb") as file:
+        for _, element in ElementTree.iterparse(file):
+            if element.tag == "way":
+                found[int(element.get("id"))] = {
+                    tag.get("k"): tag.get("v") for tag in element.iter("tag") if tag.get("k") in keys
+                }
+            if element.tag in ("node", "way", "relation"):
+                element.clear()  # keep memory flat on a large extract
+    return found
+
+
+def _set_way_tags(graph: nx.MultiDiGraph, tags: dict[int, dict[str, str]]) -> None:
+    """Set, in place, the tags of each edge's way (by its ``osmid``) on the edges of an unsimplified osmnx graph."""
+    for _, _, data in graph.edges(data=True):
+        data.update(tags.get(data.get("osmid"), {}))
 
 
 def _walkable_simplified(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -460,7 +522,8 @@ def _walkable_simplified(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
     graph = _without_unwalkable(graph)
     if graph.number_of_edges() and not graph.graph.get("simplified", False):
-        graph = ox.simplify_graph(graph, edge_attrs_differ=["highway", "foot", "access"])
+        # rings kept: a closed way that meets no other street is still a street people live on
+        graph = ox.simplify_graph(graph, edge_attrs_differ=["highway", "foot", "access"], remove_rings=False)
     return graph
 
 
@@ -483,17 +546,25 @@ def _edges_from_osmnx_graph(graph: nx.MultiDiGraph, path: Path) -> gpd.GeoDataFr
     if graph.number_of_edges() == 0:
         raise EmptyDataError(f"{path} holds no walkable streets.")
     edges = ox.convert.graph_to_gdfs(graph, nodes=False, fill_edge_geometry=True).reset_index()
-    # the same street is stored once per direction: keep one copy for walking
-    # (two different streets between the same junctions differ in length)
-    pair = pd.DataFrame({"a": np.minimum(edges["u"], edges["v"]), "b": np.maximum(edges["u"], edges["v"])})
-    pair["length_m"] = edges["length"].astype(float).round(1).to_numpy()
-    edges = edges[~pair.duplicated().to_numpy()]
+    edges = edges[~_reversed_copies(edges.geometry.to_numpy())]
     highway = edges["highway"].map(lambda h: h[0] if isinstance(h, list) else h)
     return gpd.GeoDataFrame(
         {"u": edges["u"].to_numpy(), "v": edges["v"].to_numpy(), "highway": highway.to_numpy()},
         geometry=edges.geometry.to_numpy(),
         crs=edges.crs,
     )
+
+
+def _reversed_copies(lines: np.ndarray) -> np.ndarray:
+    """Which lines repeat an earlier one, as drawn or reversed.
+
+    osmnx stores every street once per walking direction, the second copy
+    drawn backwards; two different streets between the same junctions (even
+    of the same length, like the two halves of a ring) differ in their points.
+    """
+    forward = shapely.to_wkb(lines)
+    backward = shapely.to_wkb(shapely.reverse(lines))
+    return pd.Series([min(f, b) for f, b in zip(forward, backward)], dtype=object).duplicated().to_numpy()
 
 
 def _foot_allowed_tags(tags: dict) -> bool:

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geoplan.network import WalkNetwork
+from geoplan.errors import CRSMismatchError
+from geoplan.network import WalkNetwork, require_projected
 
 #: Points farther than this from any walkable street are "not reachable on foot".
 DEFAULT_MAX_ACCESS_M = 500.0
@@ -30,9 +31,7 @@ def snap_to_network(
     ``u`` end), ``access_m`` (straight walk from the point to the street; NaN
     when unreachable) and the snapped position ``snap_x``, ``snap_y``.
     """
-    geometry = points.geometry if isinstance(points, gpd.GeoDataFrame) else points
-    if geometry.crs != network.crs:
-        geometry = geometry.to_crs(network.crs)
+    geometry = _in_network_crs(network, points.geometry if isinstance(points, gpd.GeoDataFrame) else points, "points")
     edge_lines = network.edges.geometry.to_numpy()
     tree = shapely.STRtree(edge_lines)
     point_idx, edge_idx = tree.query_nearest(
@@ -68,7 +67,7 @@ def point_on_streets_within(network: WalkNetwork, areas: gpd.GeoSeries) -> gpd.G
     Areas with no street inside fall back to the street point nearest their
     representative point (which then lies just outside the area).
     """
-    areas = areas.to_crs(network.crs)
+    areas = _in_network_crs(network, areas, "areas")
     centres = areas.representative_point()
     edges = network.edges.geometry
     area_idx, edge_idx = shapely.STRtree(edges.to_numpy()).query(areas.to_numpy(), predicate="intersects")
@@ -87,3 +86,14 @@ def point_on_streets_within(network: WalkNetwork, areas: gpd.GeoSeries) -> gpd.G
         snapped = snap_to_network(network, centres.iloc[missing], max_access_m=np.inf)
         result[missing] = shapely.points(snapped["snap_x"].to_numpy(), snapped["snap_y"].to_numpy())
     return gpd.GeoSeries(result, index=areas.index, crs=network.crs)
+
+
+def _in_network_crs(network: WalkNetwork, geometry: gpd.GeoSeries, what: str) -> gpd.GeoSeries:
+    """``geometry`` in the network's CRS, which must be projected: every distance here is in metres."""
+    require_projected(network.crs, "The network's CRS")
+    if geometry.crs is None:
+        raise CRSMismatchError(
+            f"The {what} have no CRS, so they cannot be placed on the network ({network.crs.to_string()}). "
+            f"Set their true CRS first, e.g. `gdf.set_crs('EPSG:4326')` for lon/lat."
+        )
+    return geometry if geometry.crs == network.crs else geometry.to_crs(network.crs)

@@ -18,6 +18,8 @@ from tests.conftest import BOUNDARIES, OSM_XML, STREETS, TEST_DATA, UTM50, X0, Y
 
 #: A hand-made extract: see the comment at the top of the file for what each way is.
 PARALLEL_OSM = TEST_DATA / "parallel_ways.osm"
+#: A closed way on a street, an isolated closed way and a ring in two halves: see the file's comment.
+LOOPS_OSM = TEST_DATA / "loops.osm"
 SPEED = 1.2
 
 
@@ -30,6 +32,11 @@ def optics_valley():
 @pytest.fixture(scope="module")
 def parallel():
     return load_network(PARALLEL_OSM, walk_speed_mps=1.0)
+
+
+@pytest.fixture(scope="module")
+def loops():
+    return load_network(LOOPS_OSM, walk_speed_mps=1.0)
 
 
 # --------------------------------------------------------------------------- OSM XML
@@ -45,7 +52,8 @@ def test_osm_xml_loads(optics_valley):
     np.testing.assert_allclose(edges["length_m"], edges.geometry.length, rtol=1e-12)
     np.testing.assert_allclose(edges["travel_time_s"], edges["length_m"] / SPEED, rtol=1e-12)
     assert (edges["length_m"] > 0).all()
-    assert (edges["u"] != edges["v"]).all()
+    loop = edges["u"] == edges["v"]  # two closed residential ways, kept as loops
+    assert loop.sum() == 2 and (loop == edges.geometry.is_closed).all()
     assert set(edges["u"]) | set(edges["v"]) == set(network.nodes.index)
     # the extract (bounds about 3.6 km x 1.7 km) in metres of UTM 50N, east of Wuhan's centre;
     # ways crossing its edge are kept whole, so the streets reach a few km beyond it
@@ -83,12 +91,128 @@ def test_osm_xml_follows_foot_tags(parallel):
     assert nx.shortest_path_length(graph, 3, 4, weight="travel_time_s") == pytest.approx(96, rel=0.01)
 
 
+def _osmnx_settings() -> dict:
+    import copy
+
+    import osmnx as ox
+
+    plain = (bool, int, float, str, list, dict, type(None))
+    values = {name: getattr(ox.settings, name) for name in dir(ox.settings) if not name.startswith("_")}
+    return {name: copy.deepcopy(value) for name, value in values.items() if isinstance(value, plain)}
+
+
+def test_osm_xml_loading_leaves_osmnx_settings_alone(monkeypatch):
+    # API jobs load networks in threads: a global changed for one load is seen by every other thread
+    import osmnx as ox
+
+    before = _osmnx_settings()
+    seen = []
+    read_xml = ox.graph_from_xml
+
+    def watched(*args, **kwargs):
+        seen.append(_osmnx_settings())
+        return read_xml(*args, **kwargs)
+
+    monkeypatch.setattr(ox, "graph_from_xml", watched)
+    network = load_network(PARALLEL_OSM)
+    assert seen == [before]  # not even changed while osmnx reads the file
+    assert _osmnx_settings() == before
+    assert 15 not in network.nodes.index  # way 107, foot=no: the foot tag was still read
+
+
+def test_osm_xml_loading_does_not_depend_on_osmnx_settings(monkeypatch):
+    import osmnx as ox
+
+    monkeypatch.setattr(ox.settings, "useful_tags_way", ["name"])  # a user's own setting, without highway or access
+    network = load_network(PARALLEL_OSM)
+    assert ox.settings.useful_tags_way == ["name"]
+    nodes = set(network.nodes.index)
+    assert {1, 2, 3, 17}.issubset(nodes) and not {7, 8, 9, 10, 15, 16} & nodes
+    assert "motorway" not in set(network.edges["highway"]) and network.edges["highway"].notna().all()
+
+
 def test_osm_xml_keeps_two_streets_between_the_same_junctions(parallel):
     # way 100 (a 636 m detour, listed first) and way 101 (192 m straight) both join nodes 2 and 3
     inner = parallel.edges[parallel.edges["u"].isin([2, 3, 5, 6]) & parallel.edges["v"].isin([2, 3, 5, 6])]
     assert inner["length_m"].sum() == pytest.approx(192 + 636, rel=0.01)
     graph = parallel.to_networkx()
     assert nx.shortest_path_length(graph, 2, 3, weight="travel_time_s") == pytest.approx(192, rel=0.01)
+
+
+# --------------------------------------------------------------------------- loops
+
+
+def test_osm_xml_keeps_a_closed_way_as_a_loop(loops):
+    # way 201 (2-3-4-5-2, about 2 x 96 m + 2 x 111 m) starts and ends at junction 2
+    loop = loops.edges[(loops.edges["u"] == 2) & (loops.edges["v"] == 2)]
+    assert len(loop) == 1  # one street, not one copy per walking direction
+    assert loop["length_m"].iloc[0] == pytest.approx(2 * 96 + 2 * 111, rel=0.01)
+    assert loop.geometry.iloc[0].is_closed
+    assert {3, 4, 5}.isdisjoint(loops.nodes.index)  # its corners are bends, not nodes
+    assert loops.nodes.loc[2, "component"] == loops.nodes.loc[1, "component"]
+
+
+def test_osm_xml_keeps_an_isolated_ring(loops):
+    # way 202 (10-11-12-13-10) meets no other street: osmnx's simplification would drop it
+    ring_nodes = {10, 11, 12, 13}
+    ring = loops.edges[loops.edges["u"].isin(ring_nodes) | loops.edges["v"].isin(ring_nodes)]
+    assert ring["length_m"].sum() == pytest.approx(2 * 96 + 2 * 111, rel=0.01)
+    assert loops.nodes.loc[loops.nodes.index.isin(ring_nodes), "component"].nunique() == 1
+    assert loops.nodes.loc[10, "component"] != loops.nodes.loc[1, "component"]
+
+
+def test_osm_xml_keeps_both_halves_of_a_ring_of_equal_length(loops):
+    # ways 203 and 204 both join 1 and 21 with the same length: two streets, not one street twice
+    halves = loops.edges[loops.edges["u"].isin([1, 21]) & loops.edges["v"].isin([1, 21])]
+    assert sorted(halves["highway"]) == ["footway", "residential"]
+    assert halves["length_m"].iloc[0] == pytest.approx(halves["length_m"].iloc[1], abs=0.01)
+    assert not shapely.equals(halves.geometry.iloc[0], halves.geometry.iloc[1])
+
+
+def test_osm_xml_loop_total_street_length(loops):
+    # street 96 m + loop 414 m + ring halves 2 x 147 m (main piece); isolated ring 414 m
+    street_km = loops.components()["street_km"]
+    assert len(street_km) == 2
+    assert street_km[loops.nodes.loc[1, "component"]] == pytest.approx(0.804, abs=0.003)
+    assert street_km[loops.nodes.loc[10, "component"]] == pytest.approx(0.414, abs=0.003)
+
+
+def test_centreline_layer_keeps_closed_lines(tmp_path):
+    # a street, a closed square loop on its east end and an isolated closed square, as a GeoParquet layer
+    lines = lines_frame(
+        [
+            [(0, 0), (100, 0)],
+            [(100, 0), (200, 0), (200, 100), (100, 100), (100, 0)],  # closed: first point == last point
+            [(0, 500), (100, 500), (100, 600), (0, 600), (0, 500)],  # closed and alone
+        ],
+        highway=["residential"] * 3,
+    )
+    path = tmp_path / "centrelines.parquet"
+    lines.to_parquet(path)
+    network = load_network(path)
+    edges = network.edges
+    assert len(edges) == 3 and len(network.nodes) == 3  # (0,0), (100,0) and the isolated ring's (0,500)
+    assert sorted(edges["length_m"].round(6)) == [100.0, 400.0, 400.0]
+    loops = edges[edges["u"] == edges["v"]]
+    assert len(loops) == 2 and loops.geometry.is_closed.all()
+    assert loops["u"].iloc[0] == node_at(network, 100, 0)
+    assert network.components()["street_km"].to_dict() == pytest.approx({0: 0.5, 1: 0.4})
+
+
+def test_layer_with_node_ids_keeps_a_loop():
+    lines = lines_frame(
+        [[(0, 0), (100, 0)], [(100, 0), (200, 0), (200, 100), (100, 100), (100, 0)]],
+        u=[1, 2], v=[2, 2], highway=["residential"] * 2,
+    )
+    network = build_walk_network(lines, crs=UTM50)
+    assert list(zip(network.edges["u"], network.edges["v"])) == [(1, 2), (2, 2)]
+    assert network.edges["length_m"].tolist() == pytest.approx([100.0, 400.0])
+
+
+def test_a_stub_shorter_than_the_node_tolerance_is_not_a_loop():
+    # a 0.3 m scrap whose two ends fall within the 0.5 m node tolerance of each other
+    network = tiny_network([[(0, 0), (100, 0)], [(100, 0), (100.3, 0)]])
+    assert len(network.edges) == 1
 
 
 def test_pbf_gives_a_clear_error(tmp_path):
@@ -226,6 +350,34 @@ def test_network_without_crs_is_refused():
     lines = lines_frame([[(0, 0), (100, 0)]]).set_crs(None, allow_override=True)
     with pytest.raises(CRSMismatchError, match=r"no CRS.*set_crs"):
         build_walk_network(lines)
+
+
+def test_geographic_crs_is_refused_before_any_distance():
+    lines = lines_frame([[(0, 0), (100, 0)], [(100, 0), (100, 100)]]).to_crs(4326)
+    with pytest.raises(CRSMismatchError, match=r"EPSG:4326.*geographic.*degrees.*EPSG:32650.*crs=None"):
+        build_walk_network(lines, crs="EPSG:4326")
+    with pytest.raises(CRSMismatchError, match=r"EPSG:4326.*geographic"):
+        load_network(PARALLEL_OSM, crs=4326)
+    # lon/lat input is fine: it is projected to the local UTM zone, or to the projected CRS given
+    assert len(build_walk_network(lines).edges) == 2
+    assert len(build_walk_network(lines, crs=UTM50).edges) == 2
+
+
+def test_projected_crs_in_feet_is_refused():
+    lines = lines_frame([[(0, 0), (100, 0)]])
+    with pytest.raises(CRSMismatchError, match=r"EPSG:2249.*foot.*metres"):
+        build_walk_network(lines, crs="EPSG:2249")  # Massachusetts State Plane, US survey feet
+
+
+def test_unknown_crs_is_refused_clearly():
+    with pytest.raises(CRSMismatchError, match=r"not-a-crs.*not a CRS"):
+        geoplan.network.require_projected("not-a-crs", "crs")
+
+
+def test_require_projected_answers_for_a_projected_crs():
+    assert geoplan.network.require_projected(UTM50, "crs").to_epsg() == 32650
+    with pytest.raises(CRSMismatchError, match=r"The network's CRS is not set.*projected CRS in metres"):
+        geoplan.network.require_projected(None, "The network's CRS")
 
 
 def test_network_without_lines_is_refused():

@@ -82,7 +82,7 @@ def test_point_with_no_street_within_reach_reaches_nothing(street, street_reach)
 def test_within_thresholds(street_reach):
     def reached(threshold_s):
         within = street_reach.within(threshold_s)
-        assert within.dtype == bool and within.shape == street_reach.shape
+        assert within.dtype == np.int8 and set(np.unique(within.data)) <= {1} and within.shape == street_reach.shape
         rows, cols = within.nonzero()
         assert set(cols) <= {0}
         return {street_reach.demand_ids[r] for r in rows}
@@ -95,7 +95,7 @@ def test_within_thresholds(street_reach):
 
 
 def test_within_beyond_the_cutoff_raises(street_reach):
-    with pytest.raises(InputError, match=r"computed up to 300 s.*Recompute it with cutoff_s >= 301"):
+    with pytest.raises(InputError, match=r"holds walks up to 5 min \(300 s\); it cannot answer for 5.017 min \(301 s\)"):
         street_reach.within(301)
 
 
@@ -135,6 +135,202 @@ def test_cutoff_must_be_positive(street):
     router = Router(street, points_frame(DEMAND, index_name="demand_id"))
     with pytest.raises(InputError, match="cutoff_s must be positive"):
         router.travel_times(points_frame(SITES, index_name="site_id"), cutoff_s=0)
+
+
+# ---------------------------------------------------------------------------
+# Loops: streets that come back to where they start, walked at 1 m/s.
+#
+#   P(-100,100) ____ (0,100)        (100,100) ____ (200,100)       (0,600) ____ (100,600)
+#      |    ring        |              |    loop      |               |   isolated   |
+#      |   (2 lines)    |              |  (1 closed   |               |    ring      |
+#      |                |              |    line)     |               |  (1 closed   |
+#   (-100,0) ______ J0(0,0) ____S____ J(100,0) ____ (200,0)           |    line)     |
+#                                                                  (0,500) __R_ (100,500)
+#
+# The east loop is one closed line from J round to J (400 m); the west ring is two
+# lines J0 -> (-100,0) -> P and P -> (0,100) -> J0, so P only joins them (a
+# pass-through node); the isolated ring is one closed line from (0,500) round to
+# itself, with no junction at all.
+# ---------------------------------------------------------------------------
+LOOP_STREETS = [
+    [(0, 0), (100, 0)],
+    [(100, 0), (200, 0), (200, 100), (100, 100), (100, 0)],
+    [(0, 500), (100, 500), (100, 600), (0, 600), (0, 500)],
+    [(0, 0), (-100, 0), (-100, 100)],
+    [(-100, 100), (0, 100), (0, 0)],
+]
+LOOP_SITES = {
+    "S": (50, 5),  # street, 50 m from J0 and J, 5 m off
+    "T": (205, 50),  # east loop, 150 m from J one way round and 250 m the other
+    "R": (50, 495),  # isolated ring, 50 m from its seam at (0,500)
+    "W": (-100, 103),  # west ring, at its pass-through node P
+}
+LOOP_DEMAND = {
+    "street_mid": (20, -5),
+    "at_junction": (100, -3),  # 3 m from J, where the loop meets the street
+    "loop_east": (200, 30),  # east loop, 130 m from J forwards, 270 m backwards
+    "loop_back": (105, 80),  # east loop, 320 m from J forwards, 80 m backwards
+    "loop_far": (150, 105),  # east loop, 250 m from J forwards, 150 m backwards
+    "ring_west": (-105, 50),  # west ring, 150 m from J0 by (-100,0), 250 m by P
+    "ring_pass": (-100, 105),  # west ring at P, 200 m from J0 both ways
+    "ring_east_side": (-5, 70),  # west ring, 70 m up from J0, 130 m from P
+    "isolated_seam": (-5, 580),  # isolated ring, 320 m round from the seam: 80 m the other way
+    "isolated_direct": (105, 520),  # isolated ring, 120 m round from the seam
+}
+EXPECTED_LOOPS = {
+    ("street_mid", "S"): 5 + 30 + 5,
+    ("at_junction", "S"): 5 + 50 + 3,
+    ("loop_east", "S"): 5 + 50 + 130,
+    ("loop_back", "S"): 5 + 50 + 80 + 5,  # the other way round the loop
+    ("loop_far", "S"): 5 + 50 + 150 + 5,
+    ("ring_west", "S"): 5 + 50 + 150 + 5,
+    ("ring_pass", "S"): 5 + 50 + 200 + 5,
+    ("ring_east_side", "S"): 5 + 50 + 70 + 5,
+    ("loop_east", "T"): 5 + 20,  # straight along the loop
+    ("loop_far", "T"): 5 + 100 + 5,
+    ("loop_back", "T"): 5 + 170 + 5,  # on along the loop: not back through J (5 + 150 + 80 + 5)
+    ("at_junction", "T"): 5 + 150 + 3,  # back to J: not on round (250 m)
+    ("street_mid", "T"): 5 + 150 + 80 + 5,
+    ("isolated_direct", "R"): 5 + 70 + 5,
+    ("isolated_seam", "R"): 5 + 50 + 80 + 5,  # across the seam: not 5 + 270 + 5
+    ("ring_west", "W"): 3 + 50 + 5,
+    ("ring_east_side", "W"): 3 + 130 + 5,  # through P onto the other line
+    ("ring_pass", "W"): 3 + 5,
+}
+
+
+def _networkx_pairs(network, demand_snap: pd.DataFrame, site_snap: pd.DataFrame, cutoff_s: float) -> dict[tuple, float]:
+    """(demand_id, site_id) -> seconds by plain Dijkstra on the reference graph."""
+    graph = reference_graph(network, {"d": demand_snap, "s": site_snap})
+    times = {}
+    for site_id in site_snap.index[site_snap["edge_id"] >= 0]:
+        lengths = nx.single_source_dijkstra_path_length(graph, ("s", site_id), cutoff=cutoff_s, weight="travel_time_s")
+        times.update({(n[1], site_id): t for n, t in lengths.items() if isinstance(n, tuple) and len(n) == 2 and n[0] == "d"})
+    return times
+
+
+def _router_pairs(network, demand, sites, cutoff_s: float) -> dict[tuple, float]:
+    frame = Router(network, demand).travel_times(sites, cutoff_s=cutoff_s).to_frame()
+    assert not frame.duplicated(["demand_id", "site_id"]).any()
+    return dict(zip(zip(frame["demand_id"], frame["site_id"]), frame["time_s"]))
+
+
+def _assert_same_times(got: dict, expected: dict) -> None:
+    only_router, only_networkx = sorted(set(got) - set(expected)), sorted(set(expected) - set(got))
+    assert not only_router and not only_networkx, f"only in Router: {only_router}, only in networkx: {only_networkx}"
+    for pair, seconds in expected.items():
+        assert got[pair] == pytest.approx(seconds, abs=1e-6), pair
+
+
+@pytest.fixture(scope="module")
+def loop_network():
+    return tiny_network(LOOP_STREETS)
+
+
+def test_loops_are_streets_of_the_network(loop_network):
+    edges = loop_network.edges
+    assert len(edges) == 5
+    assert (edges["u"] == edges["v"]).sum() == 2  # the east loop and the isolated ring
+    assert edges["length_m"].sum() == pytest.approx(100 + 400 + 400 + 200 + 200)
+
+
+def test_points_on_loops_snap_to_the_loops(loop_network):
+    snap = snap_to_network(loop_network, points_frame({**LOOP_SITES, **LOOP_DEMAND}, index_name="id"))
+    expected_access = dict.fromkeys([*LOOP_SITES, *LOOP_DEMAND], 5) | {"W": 3, "at_junction": 3, "loop_east": 0}
+    assert snap["access_m"].to_dict() == pytest.approx(expected_access, abs=1e-9)
+
+
+def test_hand_counted_times_round_loops(loop_network):
+    demand = points_frame(LOOP_DEMAND, index_name="demand_id")
+    sites = points_frame(LOOP_SITES, index_name="site_id")
+    got = _router_pairs(loop_network, demand, sites, cutoff_s=300)
+    assert {pair: got.get(pair) for pair in EXPECTED_LOOPS} == pytest.approx(EXPECTED_LOOPS, abs=1e-9)
+    # the isolated ring reaches only itself, and nothing else reaches it
+    assert {d for d, s in got if s == "R"} == {"isolated_seam", "isolated_direct"}
+    assert {s for d, s in got if d.startswith("isolated")} == {"R"}
+
+
+@pytest.mark.parametrize("cutoff_s", [60, 150, 300, 1000])
+def test_router_equals_networkx_round_loops(loop_network, cutoff_s):
+    demand = points_frame(LOOP_DEMAND, index_name="demand_id")
+    sites = points_frame(LOOP_SITES, index_name="site_id")
+    demand_snap, site_snap = snap_to_network(loop_network, demand), snap_to_network(loop_network, sites)
+    expected = _networkx_pairs(loop_network, demand_snap, site_snap, cutoff_s)
+    assert len(expected) >= 4
+    _assert_same_times(_router_pairs(loop_network, demand, sites, cutoff_s), expected)
+
+
+def test_router_equals_networkx_on_osm_loops():
+    """tests/data/loops.osm: a closed way on a street, an isolated closed way and a ring of two equal halves."""
+    from geoplan.network import load_network
+    from tests.conftest import TEST_DATA
+
+    network = load_network(TEST_DATA / "loops.osm", walk_speed_mps=1.0)
+
+    def lon_lat(points: dict, name: str) -> gpd.GeoDataFrame:
+        frame = gpd.GeoDataFrame(geometry=gpd.points_from_xy(*zip(*points.values())), index=list(points), crs=4326)
+        frame.index.name = name
+        return frame
+
+    demand = lon_lat(
+        {
+            "street": (114.3005, 30.49998),
+            "loop_east_side": (114.30205, 30.5003),
+            "loop_west_side": (114.30103, 30.5008),
+            "loop_far_corner": (114.3019, 30.50102),
+            "loop_by_junction": (114.30102, 30.50002),
+            "ring_south": (114.3045, 30.50297),
+            "ring_west": (114.30398, 30.5038),
+            "half_west": (114.2997, 30.5003),
+            "half_east": (114.3002, 30.50081),
+            "halves_meet": (114.3000, 30.50103),
+        },
+        "demand_id",
+    )
+    sites = lon_lat(
+        {"street": (114.3004, 30.50003), "loop": (114.30202, 30.5009), "ring": (114.30495, 30.5035), "halves": (114.30001, 30.50098)},
+        "site_id",
+    )
+    demand_snap, site_snap = snap_to_network(network, demand), snap_to_network(network, sites)
+    assert demand_snap["access_m"].max() < 5 and site_snap["access_m"].max() < 5  # every point is on its loop
+    for cutoff_s in (100, 300, 1200):
+        expected = _networkx_pairs(network, demand_snap, site_snap, cutoff_s)
+        _assert_same_times(_router_pairs(network, demand_snap, site_snap, cutoff_s), expected)
+    assert len(expected) == 8 * 3 + 2  # the main piece reaches all of itself; the ring only itself
+
+
+# ---------------------------------------------------------------------------
+# CRS checks before any distance
+# ---------------------------------------------------------------------------
+
+
+def test_snapping_refuses_a_network_in_degrees(street):
+    from geoplan.errors import CRSMismatchError
+    from geoplan.network import WalkNetwork
+    from geoplan.snapping import point_on_streets_within
+
+    in_degrees = WalkNetwork(nodes=street.nodes.to_crs(4326), edges=street.edges.to_crs(4326), walk_speed_mps=1.0)
+    points = points_frame(SITES, index_name="site_id")
+    with pytest.raises(CRSMismatchError, match=r"network.*EPSG:4326.*geographic.*EPSG:32650"):
+        snap_to_network(in_degrees, points)
+    with pytest.raises(CRSMismatchError, match=r"network.*EPSG:4326.*geographic"):
+        point_on_streets_within(in_degrees, points.buffer(50))
+
+
+def test_snapping_refuses_points_without_crs(street):
+    from geoplan.errors import CRSMismatchError
+    from geoplan.snapping import point_on_streets_within
+
+    naive = points_frame(SITES, index_name="site_id").set_crs(None, allow_override=True)
+    with pytest.raises(CRSMismatchError, match=r"points have no CRS.*set_crs"):
+        snap_to_network(street, naive)
+    with pytest.raises(CRSMismatchError, match=r"areas have no CRS.*set_crs"):
+        point_on_streets_within(street, naive.buffer(50))
+
+
+def test_snapping_projects_lon_lat_points(street):
+    points = points_frame(DEMAND, index_name="demand_id")
+    pd.testing.assert_frame_equal(snap_to_network(street, points.to_crs(4326)), snap_to_network(street, points), atol=1e-6)
 
 
 # ---------------------------------------------------------------------------
