@@ -1,7 +1,8 @@
-"""File helpers shared by the loaders and writers: checks, hashing, atomic writes."""
+"""File helpers shared by the loaders and writers: checks, reading, hashing, atomic writes."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
 import os
@@ -11,15 +12,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 
 from geoplan.errors import EmptyDataError, InputError
+
+#: File name endings read as Excel workbooks (.xlsx/.xlsm with openpyxl, the legacy .xls with xlrd).
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+
+_ZIP_MAGIC = b"PK\x03\x04"  # .xlsx/.xlsm are zip archives
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls (and password-protected .xlsx) are OLE2 files
 
 
 def existing_file(path: str | Path, *, what: str) -> Path:
     """The path as a ``Path`` if it is a non-empty file, else a clear ``InputError``."""
-    path = Path(path).expanduser()
+    given = Path(path).expanduser()
+    path = given
     if not path.exists():
-        raise InputError(f"The {what} file {path} does not exist. Check the path (relative paths start at {Path.cwd()}).")
+        start = f" (relative paths start at the working directory {Path.cwd()})" if not given.is_absolute() else ""
+        raise InputError(f"The {what} file {path} does not exist. Check the path{start}.")
     if path.is_dir():
         raise InputError(f"The {what} path {path} is a folder; give the file inside it.")
     if path.stat().st_size == 0:
@@ -40,6 +50,156 @@ def read_vector(path: str | Path, *, what: str, layer: str | None = None) -> gpd
     if frame.empty:
         raise EmptyDataError(f"The {what} file {path} has no features.")
     return frame
+
+
+def read_sheet(path: str | Path, *, what: str, sheet: str | int | None = None) -> tuple[pd.DataFrame, str]:
+    """The cells of one sheet of an Excel workbook, and the sheet's name.
+
+    The format is told by the file's first bytes, not its name: a zip archive
+    is read as .xlsx with openpyxl, an OLE2 file as a legacy .xls with xlrd
+    (imported only then). Anything else (an HTML table or a CSV saved under an
+    Excel name, as many systems export) is an ``InputError`` saying so.
+
+    Parameters
+    ----------
+    path
+        The workbook.
+    what
+        What the file holds, for messages (``"facility"``).
+    sheet
+        A sheet name, or its 1-based position; ``None`` for the first sheet.
+
+    Returns
+    -------
+    The cells (formulas as their last computed value) with positional columns,
+    indexed by the row numbers Excel shows (1-based), fully blank rows left
+    out; and the name of the sheet read. An empty sheet is an ``EmptyDataError``.
+    """
+    path = existing_file(path, what=what)
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if head.startswith(_ZIP_MAGIC):
+        names, name, rows = _xlsx_rows(path, sheet)
+    elif head.startswith(_OLE2_MAGIC):
+        names, name, rows = _xls_rows(path, sheet)
+    else:
+        raise InputError(_not_a_workbook(path, head))
+    width = max((len(r) for _, r in rows), default=0)
+    cells = pd.DataFrame([r + [None] * (width - len(r)) for _, r in rows], index=[n for n, _ in rows], columns=range(width))
+    if width:
+        cells = cells[cells.notna().any(axis=1)]
+    if cells.empty:
+        raise EmptyDataError(
+            f"Sheet {name!r} of {path} is empty. The workbook's sheets: {', '.join(names)}; choose the one that "
+            "holds the list with sheet=... (CLI: --sheet NAME), or move the list to the first sheet."
+        )
+    return cells, name
+
+
+def _xlsx_rows(path: Path, sheet: str | int | None) -> tuple[list[str], str, list[tuple[int, list]]]:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # a zip that is no workbook raises KeyError, BadZipFile, InvalidFileException...
+        raise InputError(
+            f"Cannot read {path} as an Excel workbook ({type(exc).__name__}: {exc}). "
+            "Open it in Excel or WPS and save it again as .xlsx, or save the list as CSV (.csv)."
+        ) from exc
+    try:
+        names = [ws.title for ws in book.worksheets]
+        name = _pick_sheet(names, sheet, path)
+        rows = [
+            (number, [_cell(v) for v in values])
+            for number, values in enumerate(book[name].iter_rows(min_row=1, min_col=1, values_only=True), start=1)
+        ]
+    finally:
+        book.close()
+    return names, name, rows
+
+
+def _xls_rows(path: Path, sheet: str | int | None) -> tuple[list[str], str, list[tuple[int, list]]]:
+    try:
+        import xlrd
+    except ImportError as exc:
+        raise InputError(
+            f"{path} is a legacy Excel 97-2003 workbook (.xls); reading it needs xlrd: pip install 'xlrd>=2'. "
+            "Or open it in Excel and save it as .xlsx."
+        ) from exc
+    try:
+        book = xlrd.open_workbook(path, on_demand=True)
+    except Exception as exc:  # XLRDError, CompDocError, struct errors on damaged files
+        raise InputError(
+            f"Cannot read {path} as an Excel 97-2003 workbook ({exc}). If it is password-protected, remove the "
+            "password; then save it as .xlsx, or save the list as CSV (.csv)."
+        ) from exc
+    try:
+        names = book.sheet_names()
+        name = _pick_sheet(names, sheet, path)
+        table = book.sheet_by_name(name)
+        rows = []
+        for number in range(table.nrows):
+            values = []
+            for cell in table.row(number):
+                if cell.ctype == xlrd.XL_CELL_ERROR:
+                    values.append(xlrd.error_text_from_code.get(cell.value, "#ERROR"))
+                elif cell.ctype == xlrd.XL_CELL_NUMBER and float(cell.value).is_integer():
+                    values.append(int(cell.value))  # .xls stores every number as a float; ids 1, 2... stay 1, 2
+                else:
+                    values.append(_cell(cell.value))
+            rows.append((number + 1, values))
+    finally:
+        book.release_resources()
+    return names, name, rows
+
+
+def _cell(value):
+    """A cell value with blank text as None."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def _pick_sheet(names: list[str], sheet: str | int | None, path: Path) -> str:
+    if not names:
+        raise EmptyDataError(f"The workbook {path} has no worksheets.")
+    if sheet is None:
+        return names[0]
+    if isinstance(sheet, str):
+        if sheet in names:
+            return sheet
+        folded = {n.strip().casefold(): n for n in names}
+        if sheet.strip().casefold() in folded:
+            return folded[sheet.strip().casefold()]
+        if sheet.strip().isdigit():
+            sheet = int(sheet.strip())
+    if isinstance(sheet, int) and not isinstance(sheet, bool) and 1 <= sheet <= len(names):
+        return names[sheet - 1]
+    shown = repr(sheet) if isinstance(sheet, str) else str(sheet)
+    raise InputError(
+        f"{path} has no sheet {shown}; its sheets are {', '.join(names)}. Give a sheet name or its number, 1 to {len(names)}."
+    )
+
+
+def _not_a_workbook(path: Path, head: bytes) -> str:
+    text = None
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:  # incremental: the first 4 kB may end inside a character
+            text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
+            break
+        except UnicodeDecodeError:
+            continue
+    if text is not None and text.lstrip().startswith("<"):
+        kind = "a web page (HTML) or XML file with an Excel name, as many systems export"
+        fix = "Open it in Excel or WPS and use Save As > Excel Workbook (.xlsx), or save it as CSV (UTF-8, .csv)."
+    elif text is not None and "\x00" not in text:
+        kind = "plain text"
+        fix = "If it holds comma-separated values, rename it to .csv; otherwise open it in Excel and save it as .xlsx."
+    else:
+        kind = "neither an .xlsx nor an .xls file"
+        fix = "Open it in Excel or WPS and save it as .xlsx, or save the list as CSV (.csv)."
+    return f"{path} is not an Excel workbook: it is {kind}. {fix}"
 
 
 def content_hash(path: Path) -> str:

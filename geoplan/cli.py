@@ -7,15 +7,18 @@ message with what to fix, never as a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -35,17 +38,35 @@ CacheOpt = Annotated[Optional[Path], typer.Option(help="Where prepared networks 
 
 
 def _friendly_errors(command):
-    """Print geoplan's own errors as one clear message and exit with status 2."""
+    """Print geoplan's own errors as one clear message and exit with status 2; show the library's warnings."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with _library_warnings():
+                return command(*args, **kwargs)
         except GeoplanError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _library_warnings():
+    """Show each ``UserWarning`` (the library's ``warnings.warn``) as it happens, once, as a plain line; others as Python would."""
+    original, shown = warnings.showwarning, set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, UserWarning):
+            return original(message, category, filename, lineno, file, line)
+        if str(message) not in shown:
+            shown.add(str(message))
+            err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+    with warnings.catch_warnings():  # restores showwarning afterwards
+        warnings.showwarning = show
+        yield
 
 
 @app.callback()
@@ -64,7 +85,7 @@ def regions() -> None:
         table.add_column(column)
     for key in available_regions():
         config = load_config(key)
-        table.add_row(key, f"{config.region.name_zh} {config.region.name}", config.region.city, str(config.source))
+        table.add_row(key, escape(f"{config.region.name_zh} {config.region.name}"), escape(config.region.city), escape(str(config.source)))
     console.print(table)
 
 
@@ -72,7 +93,8 @@ def regions() -> None:
 @_friendly_errors
 def coverage(
     region: RegionArg = "wuchang",
-    facilities: Annotated[Optional[Path], typer.Option(help="Existing facilities: CSV (lon/lat columns), GeoJSON or GPKG.")] = None,
+    facilities: Annotated[Optional[Path], typer.Option(help="Existing facilities: CSV or Excel (.xlsx/.xls) with lon/lat or 经度/纬度 columns, GeoJSON, GPKG or shapefile.")] = None,
+    sheet: Annotated[Optional[str], typer.Option(help="Excel facility list: the sheet's name or number (default: the first sheet).")] = None,
     coord_system: Annotated[str, typer.Option(help="Coordinates of the facility file: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")] = "wgs84",
     drop_outside: Annotated[bool, typer.Option("--drop-outside", help="Leave out facilities outside the region instead of stopping.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Folder for GeoJSON/GPKG layers and tables (default out/<region>).")] = None,
@@ -87,7 +109,7 @@ def coverage(
 
     started = time.perf_counter()
     with _progress() as progress:
-        loaded = _load_region(progress, region, facilities, coord_system, drop_outside, cache_dir)
+        loaded = _load_region(progress, region, facilities, coord_system, drop_outside, cache_dir, sheet=sheet)
         step = progress.add_task("Walking times, coverage and care circles", total=None)
         report = analyse_coverage(loaded, with_circles=circles)
         progress.update(step, completed=1, total=1)
@@ -99,8 +121,8 @@ def coverage(
 
     _print_context(report)
     _print_summary(report)
-    console.print(f"Layers: {out_dir}/ ({', '.join(sorted(p.name for p in written.values()))})")
-    console.print(f"Map:    {map_file}")
+    console.print(escape(f"Layers: {out_dir}/ ({', '.join(sorted(p.name for p in written.values()))})"))
+    console.print(escape(f"Map:    {map_file}"))
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")
 
 
@@ -112,9 +134,9 @@ def recommend(
     coord_system: Annotated[str, typer.Option(help="Coordinates of the facility file: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")] = "wgs84",
     drop_outside: Annotated[bool, typer.Option("--drop-outside", help="Leave out facilities outside the region instead of stopping.")] = False,
     model: Annotated[str, typer.Option(help="mclp (most people for N sites), target (fewest sites for --target %), pmedian (shortest walks), consolidate (close under-used sites).")] = "mclp",
-    stations: Annotated[int, typer.Option(help="New community care stations to place (mclp, pmedian; a cap for target).")] = 5,
-    canteens: Annotated[int, typer.Option(help="New elderly canteens to place beside the stations (mclp).")] = 0,
-    threshold: Annotated[Optional[float], typer.Option(help="Station walk in minutes (default: the region's largest, 15).")] = None,
+    stations: Annotated[Optional[int], typer.Option(help="New community care stations to place (mclp, pmedian: default 5; target: a cap, default none; consolidate: new sites it may open, default 5).")] = None,
+    canteens: Annotated[int, typer.Option(help="Plan elderly canteens too, at most this many new ones (every model; target and consolidate use the same --target/--min-catchment).")] = 0,
+    threshold: Annotated[Optional[float], typer.Option(help="Station walk in minutes (default 15).")] = None,
     canteen_threshold: Annotated[float, typer.Option(help="Canteen walk in minutes.")] = 10.0,
     target: Annotated[Optional[float], typer.Option(help="target model: % of --group to bring within the walk, e.g. 80.")] = None,
     group: Annotated[str, typer.Option(help="Group the target and catchments count: pop_60, pop_65, pop_80, pop_total.")] = "pop_60",
@@ -155,25 +177,23 @@ def recommend(
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")
 
 
-def _recommend_options(model: str, *, stations, canteens, threshold, canteen_threshold, target, group, min_catchment, time_limit) -> dict:
-    """The CLI's options as keyword arguments of :func:`geoplan.optimize.recommend`."""
-    if stations < 0 or canteens < 0:
+def _recommend_options(model: str, *, stations, canteens, threshold, canteen_threshold, target, group, min_catchment, time_limit):
+    """The CLI's options as a :class:`geoplan.optimize.PlanRequest`; an option the model does not use is refused."""
+    from geoplan.optimize import KindSpec, ModelOptions, PlanRequest, SolverOptions
+
+    if (stations is not None and stations < 0) or canteens < 0:
         raise InputError("--stations and --canteens count sites: give 0 or more.")
-    station: dict = {"p": stations}
-    if threshold is not None:
-        station["threshold_min"] = threshold
-    if model == "target":
-        if target is None:
-            raise InputError("The target model needs --target, the % of --group to reach (e.g. --target 80).")
-        station = {**station, "target_pct": target, "target_group": group, "p": None}
-    if model == "consolidate":
-        if min_catchment is None:
-            raise InputError("The consolidate model needs --min-catchment, the fewest people a site must serve to stay open.")
-        station = {**station, "min_catchment": min_catchment, "target_group": group}
-    kinds = {"station": station}
-    if canteens and model == "mclp":
-        kinds["canteen"] = {"p": canteens, "threshold_min": canteen_threshold}
-    return {"model": model, "kinds": kinds, "time_limit_s": time_limit}
+    if model in ("mclp", "pmedian", "consolidate") and stations is None:
+        stations = 5
+    if model == "target" and target is None:
+        raise InputError("The target model needs --target, the % of --group to reach (e.g. --target 80).")
+    if model == "consolidate" and min_catchment is None:
+        raise InputError("The consolidate model needs --min-catchment, the fewest people a site must serve to stay open.")
+    shared = {"target_pct": target, "min_catchment": min_catchment, "target_group": group}
+    kinds = [KindSpec("station", p=stations, threshold_min=threshold if threshold is not None else 15.0, **shared)]
+    if canteens:
+        kinds.append(KindSpec("canteen", p=canteens, threshold_min=canteen_threshold, **shared))
+    return PlanRequest(kinds=tuple(kinds), options=ModelOptions(model), solver=SolverOptions(time_limit_s=time_limit))
 
 
 def _print_plan(plan, result) -> None:
@@ -186,13 +206,13 @@ def _print_plan(plan, result) -> None:
         table.add_column(column, justify="right" if column not in ("site", "kind") else "left", no_wrap=True)
     for site_id, row in new.iterrows():
         table.add_row(
-            f"{int(row['phase'])}", str(site_id), str(row["kind"]), f"{row['lon']:.5f}", f"{row['lat']:.5f}",
+            f"{int(row['phase'])}", escape(str(site_id)), escape(str(row["kind"])), f"{row['lon']:.5f}", f"{row['lat']:.5f}",
             f"{row.get('gain_pop_60', float('nan')):,.0f}", f"{row.get('gain_pop_80', float('nan')):,.0f}",
         )
     console.print(table)
     closed = plan.closed_sites
     if len(closed):
-        console.print(f"To close: {', '.join(f'{i} ({r})' for i, r in zip(closed.index, closed.get('reason', [''] * len(closed))))}", highlight=False)
+        console.print(escape(f"To close: {', '.join(f'{i} ({r})' for i, r in zip(closed.index, closed.get('reason', [''] * len(closed))))}"), highlight=False)
     change = result.change()
     table = Table(title="Within a walk of care, before and after the plan (people)")
     for column in ("group", "min", "before", "after", "change"):
@@ -203,15 +223,25 @@ def _print_plan(plan, result) -> None:
     console.print(table)
 
 
-def _load_region(progress: Progress, region: str, facilities: Path | None, coord_system: str, drop_outside: bool, cache_dir: Path | None):
-    """Load the region as a progress step (the coordinate system applies only to a facility file)."""
+def _load_region(progress: Progress, region: str, facilities: Path | None, coord_system: str, drop_outside: bool,
+                 cache_dir: Path | None, *, sheet: str | None = None):
+    """Load the region as a progress step (the coordinate system and sheet apply only to a facility file)."""
     from geoplan.region import load_region
+    from geoplan.sites import load_facilities
 
+    if sheet is not None and facilities is None:
+        raise InputError("--sheet chooses the sheet of an Excel facility list; give the list with --facilities FILE.xlsx too.")
     step = progress.add_task("Loading region (network, population, sites)", total=None)
     loaded = load_region(
-        region, cache_dir=cache_dir, facilities=facilities,
+        region, cache_dir=cache_dir, facilities=facilities if sheet is None else None,
         coord_system=coord_system if facilities else None, drop_outside=drop_outside,
     )
+    if sheet is not None:  # load_region takes no sheet: read the list here, by the same function and rules
+        kind = loaded.config.facilities.kind if loaded.config.facilities else "station"
+        loaded = loaded.with_facilities(load_facilities(
+            facilities, crs=loaded.crs, boundary=loaded.boundary, coord_system=coord_system, kind=kind,
+            outside="drop" if drop_outside else "error", sheet=sheet,
+        ))
     progress.update(step, description=f"Loaded {loaded.config.region.name}", completed=1, total=1)
     return loaded
 
@@ -222,12 +252,13 @@ def _progress() -> Progress:
 
 def _print_context(report) -> None:
     region = report.region
-    name = f"{region.config.region.name_zh} {region.config.region.name}"
+    name = escape(f"{region.config.region.name_zh} {region.config.region.name}")
     if report.site_source == "candidates":
+        where, reach = _candidate_origin(region.candidates)
         console.print(
             f"[yellow]No list of existing care facilities is known for {name}.[/] Coverage below is for a station at "
-            f"every one of the {len(report.sites)} candidate sites (one per community unit): the most a "
-            "one-station-per-community plan could reach. Give your facilities with --facilities FILE.",
+            f"every one of the {len(report.sites)} candidate sites ({where}): the most {reach} could reach. "
+            "Give your facilities with --facilities FILE.",
             highlight=False,
         )
     else:
@@ -248,6 +279,19 @@ def _print_context(report) -> None:
             f"{demand.loc[outside_units, 'pop_60'].sum():,.0f} people aged 60+ live outside every community unit "
             "(the units do not cover the whole district).", highlight=False,
         )
+
+
+def _candidate_origin(candidates) -> tuple[str, str]:
+    """Where a region's candidate sites came from, and the plan 'every candidate open' stands for."""
+    source = candidates.attrs.get("source")
+    if source == "communities":
+        return "one per community unit, on a street inside it", "a one-station-per-community plan"
+    if source == "network":
+        spacing = candidates.attrs.get("spacing_m")
+        return f"street junctions, about one per {spacing:g} m square" if spacing else "street junctions", "stations that close together"
+    if source == "file":
+        return escape(f"listed in {Path(candidates.attrs.get('path', 'a file')).name}"), "a plan opening all of them"
+    return "candidate sites", "a plan opening all of them"
 
 
 def _print_summary(report) -> None:

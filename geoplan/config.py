@@ -62,6 +62,9 @@ class CensusSource:
     code: str | None = None
     totals: dict[str, float] = field(default_factory=dict)
     rescale: bool = True
+    #: The largest factor (or smallest, as 1/max_factor) the totals may scale the raster's counts by;
+    #: None: :data:`geoplan.demand.MAX_CENSUS_FACTOR`. ``inf`` accepts any factor.
+    max_factor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,36 @@ def load_config(name_or_path: str | Path = DEFAULT_REGION) -> RegionConfig:
     return RegionConfig(source=path.resolve(), **sections)
 
 
+def check_files(config: RegionConfig, *, skip: tuple[str, ...] = ()) -> None:
+    """Raise a :class:`ConfigError` if a file the config names does not exist.
+
+    The message names every missing file with its section, and the folder the
+    config's relative paths start at (the config file's, not the working
+    directory). ``skip`` leaves sections out, e.g. ``("facilities",)`` when a
+    facility list is given another way. A census table is needed only when the
+    region is rescaled to a census row.
+    """
+    wanted = {
+        "boundary": config.boundary.path,
+        "network": config.network.path,
+        "population": config.population.path,
+    }
+    census = config.census
+    if census is not None and census.rescale and not census.totals and census.path is not None:
+        wanted["census"] = census.path
+    if config.communities is not None:
+        wanted["communities"] = config.communities.path
+    if config.facilities is not None:
+        wanted["facilities"] = config.facilities.path
+    missing = [f"[{section}] path -> {path}" for section, path in wanted.items() if section not in skip and not path.exists()]
+    if missing:
+        raise ConfigError(
+            f"{config.source} names files that do not exist: {'; '.join(missing)}. Relative paths in a region config "
+            f"start at the config file's folder, {config.source.parent}, not at the working directory: correct them "
+            "there, or give absolute paths."
+        )
+
+
 def _section(cls, values: Any, path: Path, name: str):
     if not isinstance(values, dict):
         raise ConfigError(f"[{name}] in {path} must be a table of keys, got {values!r}.")
@@ -185,6 +218,13 @@ def _section(cls, values: Any, path: Path, name: str):
             raise ConfigError(f"[analysis] thresholds_min in {path} must be positive minutes, got {list(thresholds)}.")
     if name == "network" and converted.get("walk_speed_mps", 1.0) <= 0:
         raise ConfigError(f"[network] walk_speed_mps in {path} must be positive.")
+    if name == "census" and "max_factor" in converted:
+        factor = converted["max_factor"]
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
+            raise ConfigError(
+                f"[census] max_factor in {path} must be a number >= 1 (e.g. 4, or inf to accept any factor), got {factor!r}."
+            )
+        converted["max_factor"] = float(factor)
     if name in ("facilities",) and converted.get("path") is None:
         return None
     return cls(**converted)

@@ -10,6 +10,7 @@ census 60+ and 46 % of its 80+, so unscaled counts would understate need.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -41,6 +42,16 @@ DEFAULT_BANDS: dict[str, str] = {
     "pop_65": "age65plus",
     "pop_80": "age80plus",
 }
+
+#: The largest factor census totals may scale a group's raster counts by (and 1/it the smallest) before
+#: :func:`rescale_to_totals` refuses. Across Wuhan's 13 districts WorldPop and the 2020 census differ by
+#: x0.65 (Dongxihu 60+) to x2.38 (Qingshan 80+); Wuchang's 80+ is x2.16. A factor beyond x4 means the totals
+#: are for another area than the boundary: a district's census row for part of the district (a 5 km² boundary
+#: in 96 km² Wuchang gives x80), or a street's totals for a whole district.
+MAX_CENSUS_FACTOR = 4.0
+#: Factors beyond this (or below 1/it) are accepted with a warning: a boundary that is a good part of the
+#: census area, but not all of it, gives such factors too.
+WARN_CENSUS_FACTOR = 2.5
 
 #: Census columns that hold each group's count.
 CENSUS_COLUMNS: dict[str, str] = {
@@ -138,9 +149,33 @@ def load_demand(
     return demand
 
 
-def rescale_to_totals(frame: pd.DataFrame, totals: Mapping[str, float]) -> pd.DataFrame:
-    """A copy of ``frame`` whose group columns add up to ``totals`` (other columns untouched)."""
+def rescale_to_totals(
+    frame: pd.DataFrame,
+    totals: Mapping[str, float],
+    *,
+    max_factor: float = MAX_CENSUS_FACTOR,
+    source: str = "The census totals",
+) -> pd.DataFrame:
+    """A copy of ``frame`` whose group columns add up to ``totals`` (other columns untouched).
+
+    Parameters
+    ----------
+    frame
+        Demand points with one column per group.
+    totals
+        Group -> the true total of the area ``frame`` covers.
+    max_factor
+        A group scaled by more than this, or by less than its inverse, is an
+        ``InputError``: the totals are for another area than the boundary
+        (see :data:`MAX_CENSUS_FACTOR`). ``float("inf")`` accepts any factor.
+        Factors beyond :data:`WARN_CENSUS_FACTOR` are accepted with a warning.
+    source
+        Where the totals come from, for messages.
+    """
+    if isinstance(max_factor, bool) or not isinstance(max_factor, (int, float)) or not max_factor >= 1:
+        raise InputError(f"max_factor must be a number >= 1 (float('inf') accepts any factor), got {max_factor!r}.")
     scaled = frame.copy()
+    factors: dict[str, tuple[float, float, float]] = {}
     for group, total in totals.items():
         if group not in scaled:
             raise InputError(
@@ -152,10 +187,41 @@ def rescale_to_totals(frame: pd.DataFrame, totals: Mapping[str, float]) -> pd.Da
         current = scaled[group].sum()
         if current <= 0:
             raise EmptyDataError(f"The raster has no {group} people in the region, so it cannot be scaled to {total:,.0f}.")
-        factor = total / current
+        factors[group] = (total / current, current, total)
+    _check_factors(factors, max_factor, source)
+    for group, (factor, _, total) in factors.items():
         log.info("demand: %s scaled by %.3f to the census total %s", group, factor, f"{total:,.0f}")
         scaled[group] = scaled[group] * factor
     return scaled
+
+
+def _check_factors(factors: Mapping[str, tuple[float, float, float]], max_factor: float, source: str) -> None:
+    """Refuse factors beyond ``max_factor`` (either way), warn about those beyond :data:`WARN_CENSUS_FACTOR`."""
+    def listed(groups):
+        shown = [f"{g} ×{_factor_text(factors[g][0])} ({factors[g][1]:,.0f} to {factors[g][2]:,.0f})" for g in groups]
+        return ", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else shown[0]
+
+    normal = f"WorldPop and census counts of the same area differ by ×{1 / WARN_CENSUS_FACTOR:.1f} to ×{WARN_CENSUS_FACTOR:.1f}"
+    refused = [g for g, (f, _, _) in factors.items() if f > max_factor or f < 1 / max_factor]
+    if refused:
+        larger = factors[refused[0]][0] > 1
+        area = "a larger area than the boundary (e.g. a whole district's census row for part of it)" if larger else (
+            "a smaller area than the boundary (e.g. one street's totals for a whole district)"
+        )
+        raise InputError(
+            f"{source} would scale the raster's counts {listed(refused)} (people inside the boundary to the totals). "
+            f"{normal}, so these totals are most likely for {area}. Give totals for the "
+            "boundary's own area ([census] totals = {pop_60 = ..., ...}), keep the raster's counts ([census] rescale = false), "
+            f"or, if the factor is right, raise the limit of ×{max_factor:g} with [census] max_factor (library: max_factor=...)."
+        )
+    large = [g for g, (f, _, _) in factors.items() if f > WARN_CENSUS_FACTOR or f < 1 / WARN_CENSUS_FACTOR]
+    if large:
+        warnings.warn(
+            f"{source} scaled the raster's counts {listed(large)}; {normal}. Check that the totals are for the "
+            "boundary's own area.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def census_totals_for(census_csv: str | Path, code: str, groups: list[str]) -> dict[str, float]:
@@ -173,6 +239,10 @@ def census_totals_for(census_csv: str | Path, code: str, groups: list[str]) -> d
             raise InputError(f"The census table has no column for group {group!r}; known groups: {list(CENSUS_COLUMNS)}.")
         totals[group] = float(row[column])
     return totals
+
+
+def _factor_text(factor: float) -> str:
+    return f"{factor:.2f}" if factor < 10 else f"{factor:,.1f}"
 
 
 def _band_numbers(source, bands: Mapping[str, str | int], path: Path) -> dict[str, int]:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from geoplan import _files
-from geoplan.config import RegionConfig, load_config
+from geoplan.config import RegionConfig, check_files, load_config
 from geoplan.demand import census_totals_for, load_demand, population_columns
 from geoplan.errors import CRSMismatchError, EmptyDataError, InputError
 from geoplan.network import DEFAULT_EXCLUDED_HIGHWAYS, WalkNetwork, load_network
@@ -100,6 +100,7 @@ def load_region(
     ``cache_dir`` (default :func:`default_cache_dir`).
     """
     config = name_or_path if isinstance(name_or_path, RegionConfig) else load_config(name_or_path)
+    check_files(config, skip=("facilities",) if facilities is not None else ())
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     boundary_raw = _read_filtered(config.boundary.path, config.boundary.where, what="boundary", layer=config.boundary.layer)
     _check_geographic_plausible(boundary_raw, config.boundary.path)
@@ -129,7 +130,13 @@ def load_region(
     if totals:
         from geoplan.demand import rescale_to_totals
 
-        demand = rescale_to_totals(raw_demand, totals)
+        census = config.census
+        source = (
+            f"The census totals ([census] totals of {config.source.name})" if census.totals
+            else f"The census row {census.code!r} ([census] of {config.source.name})"
+        )
+        limit = {"max_factor": census.max_factor} if census.max_factor is not None else {}
+        demand = rescale_to_totals(raw_demand, totals, source=source, **limit)
         factors = {g: float(totals[g] / raw_demand[g].sum()) for g in totals}
 
     snap = snap_to_network(network, demand, max_access_m=analysis.max_access_m)

@@ -1,6 +1,7 @@
 """Sites: existing facilities and candidate locations for new ones.
 
-Facility lists come from a user's CSV, GeoJSON or GeoPackage, in WGS84, GCJ-02
+Facility lists come from a user's CSV, Excel workbook (.xlsx/.xls), GeoJSON,
+GeoPackage or shapefile, all read by :func:`load_facilities`, in WGS84, GCJ-02
 (Amap/Tencent) or BD-09 (Baidu) coordinates, or from OSM tags. Candidates come
 from community units (a point on a street inside each unit), from a user file,
 or from the street network itself. Every frame is indexed by ``site_id``.
@@ -9,6 +10,7 @@ or from the street network itself. Every frame is indexed by ``site_id``.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,7 +19,7 @@ import pandas as pd
 import shapely
 
 from geoplan import _files
-from geoplan.coords import normalize_coord_system, to_wgs84
+from geoplan.coords import COORD_SYSTEMS, from_wgs84, normalize_coord_system, to_wgs84
 from geoplan.errors import CRSMismatchError, EmptyDataError, InputError
 from geoplan.network import WalkNetwork
 from geoplan.snapping import point_on_streets_within
@@ -32,6 +34,12 @@ _LAT_NAMES = ("lat", "latitude", "y", "纬度")
 _ID_NAMES = ("site_id", "id", "编号")
 _NAME_NAMES = ("name", "名称", "机构名称")
 _KIND_NAMES = ("kind", "type", "类型")
+#: How far outside the region (m) a facility may lie and still be a coordinate-system mix-up. Reading a list in
+#: the wrong one of WGS84/GCJ-02/BD-09 shifts a point by 0.1-0.7 km (GCJ-02; ~0.5 km in Wuhan) or up to ~1.3 km
+#: (BD-09 read as WGS84), so a facility inside the region lands at most that far outside; farther has another cause.
+MIX_UP_M = 2_000.0
+_SYSTEM_NAMES = {"wgs84": "GPS, OSM", "gcj02": "Amap/Tencent", "bd09": "Baidu"}
+_HEADER_SEARCH_ROWS = 10  # a workbook's header may sit below this many title lines, less one
 _OSM_CARE_TAGS = {"amenity": ["social_facility", "nursing_home"], "social_facility": True}
 
 
@@ -44,16 +52,22 @@ def load_facilities(
     kind: str = "station",
     status: str = "existing",
     outside: str = "error",
+    sheet: str | int | None = None,
 ) -> gpd.GeoDataFrame:
-    """Read a facility (or candidate) list from CSV, GeoJSON or GeoPackage.
+    """Read a facility (or candidate) list from any site file: CSV, Excel, GeoJSON, GeoPackage, shapefile.
+
+    The one reader of site files: the CLI, the API's uploads and region configs
+    all come here. Tables (``.csv``/``.txt``, ``.xlsx``/``.xlsm``/``.xls``)
+    follow the same column rules; any other file is read as a vector layer.
 
     Parameters
     ----------
     path
-        CSV with longitude/latitude columns (``lon``/``lng``/``longitude``/``经度``
-        and ``lat``/``latitude``/``纬度``) or a point layer in lon/lat.
-        Optional columns: ``site_id``/``id``, ``name``/``名称``, ``kind``,
-        ``capacity``, ``cost``.
+        A table with longitude/latitude columns (``lon``/``lng``/``longitude``/``经度``
+        and ``lat``/``latitude``/``纬度``), or a point layer (other geometries
+        stand at a representative point). Optional columns: ``site_id``/``id``/``编号``,
+        ``name``/``名称``, ``kind``/``类型``, ``capacity``, ``cost``. In a workbook
+        the header may sit below a few title lines.
     crs
         The metric CRS of the result.
     boundary
@@ -66,41 +80,45 @@ def load_facilities(
         ``canteen`` or ``centre``.
     status
         ``"existing"`` or ``"candidate"``.
+    sheet
+        Excel only: the sheet's name or 1-based position (default: the first sheet).
+
+    Returns
+    -------
+    GeoDataFrame indexed by ``site_id`` with :data:`SITE_COLUMNS`; its
+    ``attrs`` say where it came from (``source="file"``, ``path``, ``sheet``).
+    Errors name the file and the rows as the planner numbers them (Excel's row
+    numbers; the data rows of a CSV; the features of a layer).
     """
     coord_system = normalize_coord_system(coord_system)
     if outside not in ("error", "drop"):
         raise InputError(f"outside must be 'error' or 'drop', got {outside!r}.")
     path = _files.existing_file(path, what="facility")
-    if path.suffix.lower() in (".csv", ".txt"):
-        table, lon, lat = _read_csv_points(path)
-        file_crs = None
+    suffix = path.suffix.lower()
+    if sheet is not None and suffix not in _files.EXCEL_SUFFIXES:
+        raise InputError(f"sheet={sheet!r} chooses a sheet of an Excel workbook, but {path.name} is not one (.xlsx, .xls); leave it out.")
+    label, sheet_name, file_crs = str(path), None, None
+    if suffix in (".csv", ".txt"):
+        table, lon, lat = _coordinates(_read_csv(path), label)
+    elif suffix in _files.EXCEL_SUFFIXES:
+        rows, sheet_name = _read_excel(path, sheet)
+        label = f"{path} (sheet {sheet_name!r})"
+        table, lon, lat = _coordinates(rows, label)
     else:
-        layer = _files.read_vector(path, what="facility")
-        if layer.crs is None:
-            raise CRSMismatchError(f"The facility layer {path} has no CRS; save it with one (EPSG:4326 for lon/lat).")
-        if coord_system != "wgs84" and not layer.crs.is_geographic:
-            raise CRSMismatchError(
-                f"{path} is in {layer.crs.to_string()}, a projected CRS, but coord_system={coord_system!r} "
-                "describes longitude/latitude offsets. Export the layer in lon/lat or use coord_system='wgs84'."
-            )
-        layer = layer[layer.geometry.notna() & ~layer.geometry.is_empty]
-        if not (layer.geom_type == "Point").all():
-            layer = layer.set_geometry(layer.geometry.representative_point())
-        file_crs = layer.crs
-        points = layer.geometry.to_crs(4326) if layer.crs.is_geographic else layer.geometry
-        lon, lat = points.x.to_numpy(), points.y.to_numpy()
-        table = pd.DataFrame(layer.drop(columns=layer.geometry.name))
+        table, lon, lat, file_crs = _read_layer(path, coord_system)
 
-    if file_crs is None or file_crs.is_geographic:
-        _check_lon_lat(lon, lat, table, path)
+    lon_lat = file_crs is None or file_crs.is_geographic
+    if lon_lat:
+        _check_lon_lat(lon, lat, table.index.to_numpy(), label)
         lon, lat = to_wgs84(lon, lat, coord_system)
         geometry = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs=4326)
     else:
         geometry = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs=file_crs)
 
-    sites = _site_frame(table, geometry, kind=kind, status=status, path=path).to_crs(crs)
+    sites = _site_frame(table, geometry, kind=kind, status=status, path=label).to_crs(crs)
     if boundary is not None:
-        sites = _inside_region(sites, boundary.to_crs(crs), path, coord_system, outside)
+        sites = _inside_region(sites, boundary.to_crs(crs), path, coord_system, outside, lon_lat=lon_lat)
+    sites.attrs.update(source="file", path=str(path), **({"sheet": sheet_name} if sheet_name else {}))
     log.info("sites: %d %s facilities from %s (%s)", len(sites), status, path.name, coord_system)
     return sites
 
@@ -124,11 +142,15 @@ def facilities_from_osm(path: str | Path, *, crs, boundary: gpd.GeoDataFrame | N
     sites = _site_frame(table.reset_index(drop=True), geometry, kind="station", status="existing", path=path).to_crs(crs)
     if boundary is not None:
         sites = sites[sites.within(shapely.union_all(boundary.to_crs(crs).geometry.to_numpy()))]
+    sites.attrs.update(source="osm", path=str(path))
     return sites
 
 
 def candidates_from_communities(network: WalkNetwork, communities: gpd.GeoDataFrame, *, kind: str = "station") -> gpd.GeoDataFrame:
-    """One candidate per community unit: the point on a street inside the unit nearest its centre."""
+    """One candidate per community unit: the point on a street inside the unit nearest its centre.
+
+    The frame's ``attrs["source"]`` is ``"communities"``, so reports can say where candidates came from.
+    """
     points = point_on_streets_within(network, communities.geometry)
     table = pd.DataFrame(
         {
@@ -137,13 +159,18 @@ def candidates_from_communities(network: WalkNetwork, communities: gpd.GeoDataFr
             "unit_id": communities.index.to_numpy(),
         }
     )
-    return _site_frame(table, points.reset_index(drop=True), kind=kind, status="candidate", path=None)
+    frame = _site_frame(table, points.reset_index(drop=True), kind=kind, status="candidate", path=None)
+    frame.attrs.update(source="communities")
+    return frame
 
 
 def candidates_from_network(
     network: WalkNetwork, boundary: gpd.GeoDataFrame, *, spacing_m: float = 300.0, kind: str = "station"
 ) -> gpd.GeoDataFrame:
-    """Street junctions inside the region, thinned to about one per ``spacing_m`` square."""
+    """Street junctions inside the region, thinned to about one per ``spacing_m`` square.
+
+    The frame's ``attrs`` hold ``source="network"`` and ``spacing_m``, so reports can say where candidates came from.
+    """
     if spacing_m <= 0:
         raise InputError(f"spacing_m must be positive, got {spacing_m}.")
     region = shapely.union_all(boundary.to_crs(network.crs).geometry.to_numpy())
@@ -154,7 +181,9 @@ def candidates_from_network(
     order = pd.DataFrame({"cx": cell[:, 0], "cy": cell[:, 1], "d": offset}, index=nodes.index).sort_values("d")
     chosen = nodes.loc[order.drop_duplicates(["cx", "cy"]).index].sort_index()
     table = pd.DataFrame({"site_id": [f"n{n}" for n in chosen.index], "name": [f"junction {n}" for n in chosen.index]})
-    return _site_frame(table, chosen.geometry.reset_index(drop=True), kind=kind, status="candidate", path=None)
+    frame = _site_frame(table, chosen.geometry.reset_index(drop=True), kind=kind, status="candidate", path=None)
+    frame.attrs.update(source="network", spacing_m=spacing_m)
+    return frame
 
 
 def empty_sites(crs) -> gpd.GeoDataFrame:
@@ -167,7 +196,34 @@ def empty_sites(crs) -> gpd.GeoDataFrame:
     return frame
 
 
-def _read_csv_points(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def _read_layer(path: Path, coord_system: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, object]:
+    """A vector layer's attributes (indexed by feature number), point coordinates and CRS (None: lon/lat columns)."""
+    layer = _files.read_vector(path, what="facility")
+    if not isinstance(layer, gpd.GeoDataFrame):  # GDAL read a table without geometry: use its lon/lat columns
+        table = pd.DataFrame(layer).set_axis(pd.RangeIndex(1, len(layer) + 1))
+        if _find_column(table, _LON_NAMES) is None or _find_column(table, _LAT_NAMES) is None:
+            raise InputError(
+                f"{path} has no geometry and no longitude/latitude columns (it has {list(table.columns)}). "
+                "Give a layer of points, or a CSV/Excel list with lon/lat columns (e.g. '经度' and '纬度')."
+            )
+        return (*_coordinates(table, str(path)), None)
+    if layer.crs is None:
+        raise CRSMismatchError(f"The facility layer {path} has no CRS; save it with one (EPSG:4326 for lon/lat).")
+    if coord_system != "wgs84" and not layer.crs.is_geographic:
+        raise CRSMismatchError(
+            f"{path} is in {layer.crs.to_string()}, a projected CRS, but coord_system={coord_system!r} "
+            "describes longitude/latitude offsets. Export the layer in lon/lat or use coord_system='wgs84'."
+        )
+    layer = layer.set_axis(pd.RangeIndex(1, len(layer) + 1))  # features numbered as a planner counts them
+    layer = layer[layer.geometry.notna() & ~layer.geometry.is_empty]
+    if not (layer.geom_type == "Point").all():
+        layer = layer.set_geometry(layer.geometry.representative_point())
+    points = layer.geometry.to_crs(4326) if layer.crs.is_geographic else layer.geometry
+    return pd.DataFrame(layer.drop(columns=layer.geometry.name)), points.x.to_numpy(), points.y.to_numpy(), layer.crs
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV's rows, indexed by data row (1-based, as a planner counts them)."""
     try:
         table = pd.read_csv(path, encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -178,34 +234,86 @@ def _read_csv_points(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         raise InputError(f"Cannot read {path} as CSV: {exc}") from exc
     if table.empty:
         raise EmptyDataError(f"The facility file {path} has a header but no rows.")
+    table.index = pd.RangeIndex(1, len(table) + 1)
+    return table
+
+
+def _read_excel(path: Path, sheet: str | int | None) -> tuple[pd.DataFrame, str]:
+    """A sheet's rows under its header, indexed by Excel's row numbers, and the sheet's name.
+
+    The header is the first of the top rows that names both a longitude and a
+    latitude column (lists often start with a title line), else the first row.
+    """
+    cells, name = _files.read_sheet(path, what="facility", sheet=sheet)
+    top = [{str(v).strip().lower() for v in row if v is not None} for row in cells.head(_HEADER_SEARCH_ROWS).itertuples(index=False)]
+    found = [i for i, names in enumerate(top) if names & set(_LON_NAMES) and names & set(_LAT_NAMES)]
+    header = found[0] if found else 0
+    columns, seen = [], {}
+    for position, value in enumerate(cells.iloc[header]):
+        column = str(value).strip() if value is not None else f"Unnamed: {position}"
+        seen[column] = seen.get(column, 0) + 1
+        columns.append(column if seen[column] == 1 else f"{column}.{seen[column] - 1}")
+    table = cells.iloc[header + 1 :].set_axis(columns, axis=1)
+    table = table.loc[:, [not (c.startswith("Unnamed: ") and table[c].isna().all()) for c in columns]]
+    if table.empty:
+        raise EmptyDataError(f"{path} (sheet {name!r}) has a header but no rows.")
+    return table.replace({None: np.nan}).infer_objects(), name
+
+
+def _coordinates(table: pd.DataFrame, label: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The table without its lon/lat columns, and the longitudes and latitudes as floats (NaN where blank)."""
     lon_col = _find_column(table, _LON_NAMES)
     lat_col = _find_column(table, _LAT_NAMES)
     if lon_col is None or lat_col is None:
         raise InputError(
-            f"{path} needs longitude and latitude columns (e.g. 'lon' and 'lat', or '经度' and '纬度'); "
+            f"{label} needs longitude and latitude columns (e.g. 'lon' and 'lat', or '经度' and '纬度'); "
             f"it has {list(table.columns)}."
         )
-    lon = pd.to_numeric(table[lon_col], errors="coerce").to_numpy(dtype=float)
-    lat = pd.to_numeric(table[lat_col], errors="coerce").to_numpy(dtype=float)
+    values, is_text = {}, {}
+    for column in (lon_col, lat_col):
+        raw = table[column]
+        cleaned = raw if pd.api.types.is_numeric_dtype(raw) else raw.astype(object).map(_clean_number)
+        values[column] = pd.to_numeric(cleaned, errors="coerce")
+        is_text[column] = values[column].isna() & cleaned.notna()
+    text = is_text[lon_col] | is_text[lat_col]
+    if text.any():
+        examples = [f"{c} {table.at[row, c]!r}" for row in table.index[text][:3] for c in (lon_col, lat_col) if is_text[c][row]]
+        raise InputError(
+            f"{label}: rows {_row_list(table.index[text].to_numpy())} hold text where numbers belong ({', '.join(examples)}). "
+            "Give longitude and latitude as decimal degrees, such as 114.3052 and 30.5526 (convert degree-minute-second "
+            "values first), or remove those rows."
+        )
+    lon = values[lon_col].to_numpy(dtype=float)
+    lat = values[lat_col].to_numpy(dtype=float)
     return table.drop(columns=[lon_col, lat_col]), lon, lat
 
 
-def _check_lon_lat(lon: np.ndarray, lat: np.ndarray, table: pd.DataFrame, path: Path) -> None:
+def _clean_number(value):
+    """Text as typed with a Chinese input method (full-width digits, stray spaces) made readable; blank as None."""
+    if isinstance(value, str):
+        value = unicodedata.normalize("NFKC", value).strip()
+        return value or None
+    return value
+
+
+def _check_lon_lat(lon: np.ndarray, lat: np.ndarray, rows: np.ndarray, label: str) -> None:
     bad = ~(np.isfinite(lon) & np.isfinite(lat))
     if bad.any():
-        raise InputError(f"{path}: rows {_row_list(np.flatnonzero(bad))} have no usable longitude/latitude.")
+        raise InputError(f"{label}: rows {_row_list(rows[bad])} have no usable longitude/latitude. Fill them in, or remove those rows.")
     swapped = (np.abs(lon) <= 90) & (np.abs(lat) > 90)
     out_of_range = (np.abs(lon) > 180) | (np.abs(lat) > 90)
     if out_of_range.any():
         hint = " Longitude and latitude look swapped." if swapped.any() else (
             " These look like projected metres, not degrees: give lon/lat, or a layer with its projected CRS."
         )
-        raise CRSMismatchError(f"{path}: rows {_row_list(np.flatnonzero(out_of_range))} are not valid lon/lat.{hint}")
+        raise CRSMismatchError(f"{label}: rows {_row_list(rows[out_of_range])} are not valid lon/lat.{hint}")
 
 
-def _site_frame(table: pd.DataFrame, geometry: gpd.GeoSeries, *, kind: str, status: str, path: Path | None) -> gpd.GeoDataFrame:
+def _site_frame(table: pd.DataFrame, geometry: gpd.GeoSeries, *, kind: str, status: str, path: Path | str | None) -> gpd.GeoDataFrame:
+    """A site frame from a table whose index numbers its rows as a planner counts them (for messages)."""
     if kind not in FACILITY_KINDS:
         raise InputError(f"Unknown facility kind {kind!r}; use one of {', '.join(FACILITY_KINDS)}.")
+    rows = table.index.to_numpy() if path is not None else np.arange(1, len(table) + 1)
     table = table.reset_index(drop=True)
     id_col = _find_column(table, _ID_NAMES)
     prefix = "f" if status == "existing" else "k"
@@ -223,8 +331,8 @@ def _site_frame(table: pd.DataFrame, geometry: gpd.GeoSeries, *, kind: str, stat
             "name": table[name_col].astype(str).to_numpy() if name_col else ids.to_numpy(),
             "kind": kinds.to_numpy(),
             "status": status,
-            "capacity": _number_column(table, "capacity", path),
-            "cost": _number_column(table, "cost", path, default=1.0),
+            "capacity": _number_column(table, "capacity", path, rows),
+            "cost": _number_column(table, "cost", path, rows, default=1.0),
         },
         geometry=geometry.to_numpy(),
         crs=geometry.crs,
@@ -236,31 +344,86 @@ def _site_frame(table: pd.DataFrame, geometry: gpd.GeoSeries, *, kind: str, stat
     return frame
 
 
-def _number_column(table: pd.DataFrame, name: str, path: Path | None, default: float = np.nan) -> np.ndarray:
+def _number_column(table: pd.DataFrame, name: str, path: Path | str | None, rows: np.ndarray, default: float = np.nan) -> np.ndarray:
     if name not in table:
         return np.full(len(table), default)
     values = pd.to_numeric(table[name], errors="coerce")
     bad = values.isna() & table[name].notna() | (values < 0)
     if bad.any():
-        raise InputError(f"{path}: column {name!r} must hold numbers >= 0; rows {_row_list(np.flatnonzero(bad))} do not.")
+        raise InputError(f"{path}: column {name!r} must hold numbers >= 0; rows {_row_list(rows[bad.to_numpy()])} do not.")
     return values.fillna(default).to_numpy(dtype=float)
 
 
-def _inside_region(sites: gpd.GeoDataFrame, boundary: gpd.GeoDataFrame, path: Path, coord_system: str, outside: str) -> gpd.GeoDataFrame:
+def _inside_region(
+    sites: gpd.GeoDataFrame, boundary: gpd.GeoDataFrame, path: Path, coord_system: str, outside: str, *, lon_lat: bool = True
+) -> gpd.GeoDataFrame:
+    """``sites`` if all lie in the region; else those inside (``outside="drop"``) or an error that tells why not.
+
+    Only facilities at most :data:`MIX_UP_M` outside get the coordinate-system
+    hint (and, when reading the file in another system puts every facility
+    inside, that system by name); farther ones are told to check their rows.
+    """
     region = shapely.union_all(boundary.geometry.to_numpy())
     inside = sites.within(region)
     if inside.all():
         return sites
-    listed = ", ".join(f"{i} ({n})" for i, n in zip(sites.index[~inside][:10], sites["name"][~inside][:10]))
-    more = f" and {(~inside).sum() - 10} more" if (~inside).sum() > 10 else ""
-    if outside == "drop":
-        log.warning("sites: %d facilities outside the region were left out: %s%s", (~inside).sum(), listed, more)
-        return sites[inside]
-    raise InputError(
-        f"{(~inside).sum()} of {len(sites)} facilities in {path.name} lie outside the region: {listed}{more}. "
-        f"They were read as {coord_system}; if the list comes from Amap/Tencent use coord_system='gcj02', "
-        "from Baidu 'bd09'. Otherwise remove them, or pass outside='drop' (CLI: --drop-outside) to leave them out."
+    out = sites[~inside]
+    distance_m = out.distance(region)
+    listed = ", ".join(
+        f"{i}{f' ({n})' if n != i else ''} {_distance_text(d)}" for i, n, d in zip(out.index[:10], out["name"][:10], distance_m[:10])
     )
+    more = f" and {len(out) - 10} more" if len(out) > 10 else ""
+    if outside == "drop":
+        log.warning("sites: %d facilities outside the region were left out: %s%s from it", len(out), listed, more)
+        return sites[inside]
+    parts = [f"{len(out)} of {len(sites)} facilities in {path.name} lie outside the region: {listed}{more} from it."]
+    near = (distance_m <= MIX_UP_M).to_numpy()
+    if near.any():
+        parts.append(
+            f"{_count(near.sum(), len(out))} just outside the region (at most {_distance_text(distance_m[near].max())}), "
+            + (
+                f"the size of shift a coordinate system mix-up causes: they were read as {coord_system} ({_SYSTEM_NAMES[coord_system]}){_better_system(sites, region, coord_system, far=out.index[~near])}"
+                if lon_lat
+                else "where the boundary may be drawn a little differently: check whether they belong to the region."
+            )
+        )
+    if (~near).any():
+        parts.append(
+            f"{_count((~near).sum(), len(out))} far outside the region ({_distance_text(distance_m[~near].min())} or more), farther than "
+            f"a WGS84/GCJ-02/BD-09 mix-up shifts a point (under {_distance_text(MIX_UP_M)}): check those rows of the file "
+            "for another place's address, a typo in the coordinates, or longitude and latitude swapped or in the wrong columns."
+        )
+    parts.append("Otherwise remove them, or pass outside='drop' (CLI: --drop-outside) to leave them out.")
+    raise InputError(" ".join(parts))
+
+
+def _better_system(sites: gpd.GeoDataFrame, region, coord_system: str, *, far: pd.Index) -> str:
+    """', but read as X all lie inside: ...' when another coordinate system puts every site (but the far ones) in the region, else a general hint."""
+    sites = sites.drop(index=far)
+    wgs = sites.geometry.to_crs(4326)
+    given_lon, given_lat = from_wgs84(wgs.x.to_numpy(), wgs.y.to_numpy(), coord_system)  # the numbers in the file
+    for system in COORD_SYSTEMS:
+        if system == coord_system:
+            continue
+        lon, lat = to_wgs84(given_lon, given_lat, system)
+        moved = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs=4326).to_crs(sites.crs)
+        if moved.within(region).all():
+            return (
+                f", but read as {system} ({_SYSTEM_NAMES[system]}) all {len(sites)}{' not far off' if len(far) else ''} lie inside: "
+                f"pass coord_system='{system}' "
+                f"(CLI: --coord-system {system})."
+            )
+    return ". If the list comes from Amap/Tencent use coord_system='gcj02', from Baidu 'bd09'."
+
+
+def _count(n: int, of: int) -> str:
+    return ("It lies" if n == 1 else "They lie") if n == of else (f"{n} of them lie" if n > 1 else "1 of them lies")
+
+
+def _distance_text(metres: float) -> str:
+    if metres < 1000:
+        return f"{metres:,.0f} m"
+    return f"{metres / 1000:,.1f} km" if metres < 10_000 else f"{metres / 1000:,.0f} km"
 
 
 def _find_column(table: pd.DataFrame, names: tuple[str, ...]) -> str | None:
@@ -268,6 +431,7 @@ def _find_column(table: pd.DataFrame, names: tuple[str, ...]) -> str | None:
     return next((lower[n] for n in names if n in lower), None)
 
 
-def _row_list(positions: np.ndarray) -> str:
-    shown = ", ".join(str(p + 1) for p in positions[:10])  # 1-based data rows, as a planner counts them
-    return shown + (f" and {len(positions) - 10} more" if len(positions) > 10 else "")
+def _row_list(rows: np.ndarray) -> str:
+    """Row numbers as the planner counts them (the table's index), the first ten."""
+    shown = ", ".join(str(r) for r in rows[:10])
+    return shown + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from geoplan.config import AnalysisSettings, available_regions, load_config, resolve_config_path
+from geoplan.config import AnalysisSettings, available_regions, check_files, load_config, resolve_config_path
 from geoplan.errors import ConfigError, InputError
 from tests.conftest import DATA, WUCHANG_TOML
 
@@ -132,3 +132,38 @@ def test_facilities_section(tmp_path):
 
 def test_defaults():
     assert AnalysisSettings().thresholds_min == (5, 10, 15) and AnalysisSettings().max_access_m == 500
+
+
+def test_missing_files_are_named_with_the_folder_paths_start_at(tmp_path, monkeypatch):
+    (tmp_path / "regions").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    path = wuchang_toml(
+        tmp_path / "regions",
+        lambda t: t.replace(f'"{DATA}/osm/wuhan_osm_streets_fua8989.parquet"', '"../osm/streets.parquet"')
+        + '\n[facilities]\npath = "my_list.xlsx"\n',
+    )
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError) as info:
+        check_files(load_config(path))
+    message = str(info.value)
+    assert f"{path.resolve()} names files that do not exist" in message
+    assert f"[network] path -> {tmp_path / 'osm' / 'streets.parquet'}" in message
+    assert f"[facilities] path -> {tmp_path / 'regions' / 'my_list.xlsx'}" in message
+    assert f"start at the config file's folder, {tmp_path / 'regions'}" in message
+    assert str(tmp_path / "elsewhere") not in message  # the working directory plays no part
+    with pytest.raises(ConfigError) as info:
+        check_files(load_config(path), skip=("facilities",))  # e.g. a facility list given on the command line instead
+    assert "[facilities]" not in str(info.value) and "[network]" in str(info.value)
+    check_files(load_config("wuchang"))  # the shipped regions have all their files
+
+
+def test_census_max_factor(tmp_path):
+    def census(line):
+        return lambda t: t.replace("rescale = true", f"rescale = true\n{line}")
+
+    assert load_config("wuchang").census.max_factor is None  # geoplan.demand.MAX_CENSUS_FACTOR applies
+    assert load_config(wuchang_toml(tmp_path, census("max_factor = 10"))).census.max_factor == 10
+    assert load_config(wuchang_toml(tmp_path, census("max_factor = inf"))).census.max_factor == float("inf")
+    for bad in ("max_factor = 0.5", 'max_factor = "big"'):
+        with pytest.raises(ConfigError, match=r"\[census\] max_factor in .*mine\.toml must be a number >= 1"):
+            load_config(wuchang_toml(tmp_path, census(bad)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -195,3 +197,31 @@ def test_cells_far_from_streets_are_kept_and_flagged(wuchang):
     # every other cell takes the component of its street
     edge_u = network.edges.loc[on_street["edge_id"], "u"].to_numpy()
     np.testing.assert_array_equal(on_street["component"], network.nodes.loc[edge_u, "component"])
+
+
+def test_rescale_refuses_an_implausible_factor():
+    """A whole district's census totals for a small boundary would multiply its people ~80 times."""
+    frame = pd.DataFrame({"pop_total": [6_000.0, 7_500.0], "pop_60": [1_000.0, 1_900.0]})
+    with pytest.raises(InputError) as info:
+        rescale_to_totals(frame, {"pop_total": WUCHANG_ALL, "pop_60": WUCHANG_60})
+    message = str(info.value)
+    assert "would scale the raster's counts pop_total ×81.6 (13,500 to 1,102,188) and pop_60 ×79.7 (2,900 to 231,028)" in message
+    assert "for a larger area than the boundary" in message
+    assert "totals for the boundary's own area" in message and "max_factor" in message and "rescale = false" in message
+
+    with pytest.raises(InputError, match=r"pop_60 ×0\.10 .*for a smaller area than the boundary"):
+        rescale_to_totals(frame, {"pop_60": 290})
+    scaled = rescale_to_totals(frame, {"pop_total": WUCHANG_ALL}, max_factor=float("inf"))  # accepted when asked for
+    assert scaled["pop_total"].sum() == pytest.approx(WUCHANG_ALL)
+    with pytest.raises(InputError, match="max_factor must be a number >= 1"):
+        rescale_to_totals(frame, {"pop_60": 2_900}, max_factor=0.5)
+
+
+def test_rescale_warns_about_a_large_factor_and_is_quiet_about_normal_ones():
+    frame = pd.DataFrame({"pop_80": [100.0, 200.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for factor in (2.38, 0.65):  # the widest factors among Wuhan's 13 districts (Qingshan 80+, Dongxihu 60+)
+            assert rescale_to_totals(frame, {"pop_80": 300 * factor})["pop_80"].sum() == pytest.approx(300 * factor)
+    with pytest.warns(UserWarning, match=r"pop_80 ×3\.00 .*WorldPop and census counts of the same area differ by ×0\.4 to ×2\.5"):
+        rescale_to_totals(frame, {"pop_80": 900})

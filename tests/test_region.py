@@ -171,3 +171,52 @@ def test_out_dir_that_is_a_file(tmp_path, report):
     with pytest.raises((OSError, InputError)):
         report.write(blocker)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and blocker.read_text() == "not a folder"
+
+
+# --------------------------------------------------------------------------- census totals and missing files
+
+
+def small_region_toml(tmp_path, extra_census: str = "") -> tuple:
+    """Wuchang's config for a 5 km² square in its centre, still scaled to the whole district's census row."""
+    square = tmp_path / "square.geojson"
+    box = gpd.GeoDataFrame({"adcode": ["420106"]}, geometry=[shapely.box(114.300, 30.540, 114.3233, 30.5602)], crs=4326)
+    box.to_file(square)
+    text = region_toml(tmp_path, square, "420106").read_text(encoding="utf-8")
+    text = text.replace("rescale = true", "rescale = true\n" + extra_census)
+    text = text[: text.index("[communities]")] + text[text.index("# No open list"):]  # junction candidates
+    path = tmp_path / "square.toml"
+    path.write_text(text, encoding="utf-8")
+    return path, box.to_crs(box.estimate_utm_crs()).area.sum() / 1e6
+
+
+def test_census_totals_of_a_larger_area_are_refused(tmp_path):
+    path, area_km2 = small_region_toml(tmp_path)
+    assert area_km2 == pytest.approx(5.0, abs=0.1)
+    with pytest.raises(InputError) as info:
+        load_region(path, cache_dir=tmp_path / "cache")
+    message = str(info.value)
+    assert "The census row '420106' ([census] of square.toml) would scale the raster's counts pop_total ×" in message
+    assert "for a larger area than the boundary" in message and "max_factor" in message
+    factor = float(message.split("pop_total ×")[1].split(" ")[0])
+    assert factor > 10  # far beyond MAX_CENSUS_FACTOR
+
+    accepted, _ = small_region_toml(tmp_path, "max_factor = inf")
+    with pytest.warns(UserWarning, match=r"pop_total ×"):
+        region = load_region(accepted, cache_dir=tmp_path / "cache")
+    assert region.census_factors["pop_total"] == pytest.approx(factor, rel=1e-3)
+    assert region.candidates.attrs["source"] == "network"
+
+
+def test_a_missing_file_is_named_with_the_config_folder(tmp_path, monkeypatch):
+    (tmp_path / "here").mkdir()
+    text = WUCHANG_TOML.read_text(encoding="utf-8").replace('"../population/', '"../popul/')
+    text = text.replace('"../', f'"{DATA}/').replace(f'"{DATA}/popul/', '"../popul/')
+    path = tmp_path / "regions" / "typo.toml"
+    path.parent.mkdir()
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "here")
+    with pytest.raises(InputError) as info:
+        load_region(path, cache_dir=tmp_path / "cache")
+    message = str(info.value)
+    assert f"[population] path -> {tmp_path / 'popul' / 'wuhan_worldpop2020_agegroups_100m.tif'}" in message
+    assert f"the config file's folder, {tmp_path / 'regions'}" in message and str(tmp_path / "here") not in message

@@ -64,14 +64,32 @@ def test_facilities_outside_the_region_are_listed_or_dropped(tmp_path, wuchang, 
     with pytest.raises(InputError) as info:
         load_facilities(path, crs=wuchang.crs, boundary=wuchang.boundary)
     message = str(info.value)
-    assert "2 of 4 facilities in list.csv lie outside the region: hankou (江岸站), beijing (北京站)" in message
-    assert "coord_system='gcj02'" in message and "outside='drop'" in message
-    assert "in1" not in message
+    assert "2 of 4 facilities in list.csv lie outside the region: hankou (江岸站) 5.0 km, beijing (北京站) 1,046 km from it" in message
+    assert "far outside the region" in message and "swapped" in message
+    assert "gcj02" not in message  # 5 km and 1,000 km are no coordinate-system mix-up
+    assert "outside='drop'" in message and "in1" not in message
 
     kept = load_facilities(path, crs=wuchang.crs, boundary=wuchang.boundary, outside="drop")
     assert kept.index.tolist() == ["in1", "in2"]
     with pytest.raises(InputError, match="outside must be 'error' or 'drop'"):
         load_facilities(path, crs=wuchang.crs, boundary=wuchang.boundary, outside="keep")
+
+
+def test_coordinate_system_hint_only_for_offsets_a_mix_up_causes(tmp_path, wuchang):
+    """Points just inside the boundary, given in BD-09 but read as WGS84, land ~1 km outside: that gets the hint."""
+    region = shapely.union_all(wuchang.boundary.geometry.to_numpy())
+    edge = gpd.GeoSeries([region.exterior if region.geom_type == "Polygon" else region.boundary], crs=wuchang.crs)
+    rim = gpd.GeoSeries(shapely.line_interpolate_point(edge.iloc[0], np.linspace(0, edge.iloc[0].length, 40, endpoint=False)), crs=wuchang.crs)
+    near = rim.buffer(30).intersection(region).representative_point().set_crs(wuchang.crs).to_crs(4326)
+    lon, lat = from_wgs84(near.x.to_numpy(), near.y.to_numpy(), "bd09")
+    path = write_csv(tmp_path / "baidu.csv", {"lon": lon, "lat": lat})
+    with pytest.raises(InputError) as info:
+        load_facilities(path, crs=wuchang.crs, boundary=wuchang.boundary)
+    message = str(info.value)
+    assert "far outside" not in message
+    assert "just outside the region" in message and "coordinate system" in message
+    assert "they were read as wgs84 (GPS, OSM), but read as bd09 (Baidu) all 40 lie inside: pass coord_system='bd09'" in message
+    assert len(load_facilities(path, crs=wuchang.crs, boundary=wuchang.boundary, coord_system="bd09")) == 40
 
 
 def test_missing_facility_file(tmp_path):
@@ -167,3 +185,130 @@ def test_wuchang_candidates_stand_on_streets_in_their_units(wuchang):
     assert inside.mean() > 0.95  # a unit with no street inside gets the nearest street point just outside
     again = candidates_from_communities(wuchang.network, communities)
     assert again.geometry.geom_equals_exact(candidates.geometry, tolerance=1e-9).all()
+
+
+# --------------------------------------------------------------------------- Excel lists
+
+
+def write_xlsx(path, sheets: dict[str, dict | pd.DataFrame], *, title: str | None = None):
+    """An .xlsx workbook written with pandas/openpyxl; ``title`` puts a title line above the first sheet's header."""
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        for name, table in sheets.items():
+            start = 2 if title and name == next(iter(sheets)) else 0
+            pd.DataFrame(table).to_excel(writer, sheet_name=name, index=False, startrow=start)
+            if start:
+                writer.sheets[name].cell(row=1, column=1, value=title)
+    return path
+
+
+def test_xlsx_list_as_planners_hand_it_in(tmp_path, wuchang, true_points):
+    """名称/经度/纬度 in GCJ-02, the list in the first sheet: read with the same rules as a CSV."""
+    lon, lat = from_wgs84(true_points.geometry.x.to_numpy(), true_points.geometry.y.to_numpy(), "gcj02")
+    path = write_xlsx(tmp_path / "list.xlsx", {"养老机构": {"名称": list("ABCDEF"), "经度": lon, "纬度": lat}})
+    sites = load_facilities(path, crs=wuchang.crs, boundary=wuchang.boundary, coord_system="gcj02")
+    truth = true_points.to_crs(wuchang.crs).geometry.to_numpy()
+    assert shapely.distance(sites.geometry.to_numpy(), truth).max() < 1.0
+    assert sites["name"].tolist() == list("ABCDEF")
+    assert sites.index.tolist() == [f"f{i:03d}" for i in range(1, 7)] and sites.index.name == "site_id"
+    assert (sites["kind"] == "station").all() and sites.crs == wuchang.crs
+
+    # a title line above the header, and the same list in BD-09 on a second sheet chosen by name or number
+    bd_lon, bd_lat = from_wgs84(true_points.geometry.x.to_numpy(), true_points.geometry.y.to_numpy(), "bd09")
+    book = write_xlsx(
+        tmp_path / "book.xlsx",
+        {"说明": {"note": ["see the next sheet"]}, "百度": {"编号": [f"b{i}" for i in range(6)], "名称": list("UVWXYZ"), "经度": bd_lon, "纬度": bd_lat}},
+    )
+    for sheet in ("百度", 2):
+        baidu = load_facilities(book, crs=wuchang.crs, coord_system="bd09", sheet=sheet)
+        assert baidu.index.tolist() == [f"b{i}" for i in range(6)]
+        assert shapely.distance(baidu.geometry.to_numpy(), truth).max() < 1.0
+    titled = write_xlsx(tmp_path / "titled.xlsx", {"Sheet1": {"名称": list("ABCDEF"), "经度": lon, "纬度": lat}}, title="武昌区养老服务设施名单")
+    assert load_facilities(titled, crs=wuchang.crs, coord_system="gcj02")["name"].tolist() == list("ABCDEF")
+
+
+def test_xls_list(tmp_path, wuchang, true_points):
+    xlwt = pytest.importorskip("xlwt")  # writes the legacy .xls format that xlrd reads
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Sheet1")
+    for col, header in enumerate(("名称", "经度", "纬度")):
+        sheet.write(0, col, header)
+    for row, (name, point) in enumerate(zip("ABCDEF", true_points.geometry), start=1):
+        sheet.write(row, 0, name)
+        sheet.write(row, 1, float(point.x))
+        sheet.write(row, 2, float(point.y))
+    book.save(str(tmp_path / "list.xls"))
+    sites = load_facilities(tmp_path / "list.xls", crs=wuchang.crs, boundary=wuchang.boundary)
+    truth = true_points.to_crs(wuchang.crs).geometry.to_numpy()
+    assert sites["name"].tolist() == list("ABCDEF")
+    assert shapely.distance(sites.geometry.to_numpy(), truth).max() < 1.0
+
+
+def test_bad_excel_files_say_what_is_wrong(tmp_path):
+    not_excel = tmp_path / "list.xlsx"
+    not_excel.write_text("名称,经度,纬度\nA,114.3,30.5\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"list\.xlsx is not an Excel workbook: it is plain text.*rename it to \.csv"):
+        load_facilities(not_excel, crs=UTM50)
+    html = tmp_path / "export.xls"  # many web systems export an HTML table named .xls
+    html.write_text("<html><body><table><tr><td>名称</td></tr></table></body></html>", encoding="utf-8")
+    with pytest.raises(InputError, match=r"export\.xls is not an Excel workbook: it is a web page \(HTML\).*Save As"):
+        load_facilities(html, crs=UTM50)
+    zipped = tmp_path / "docs.xlsx"
+    import zipfile
+
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("word/document.xml", "<w:document/>")
+    with pytest.raises(InputError, match=r"Cannot read .*docs\.xlsx as an Excel workbook"):
+        load_facilities(zipped, crs=UTM50)
+
+    empty = write_xlsx(tmp_path / "empty.xlsx", {"Sheet1": pd.DataFrame(), "list": {"名称": ["A"], "经度": [114.3], "纬度": [30.5]}})
+    with pytest.raises(EmptyDataError, match=r"Sheet 'Sheet1' of .*empty\.xlsx is empty\. .*sheets: Sheet1, list.*sheet="):
+        load_facilities(empty, crs=UTM50)
+    assert len(load_facilities(empty, crs=UTM50, sheet="list")) == 1
+    with pytest.raises(InputError, match=r"empty\.xlsx has no sheet 'Liste'; its sheets are Sheet1, list"):
+        load_facilities(empty, crs=UTM50, sheet="Liste")
+    with pytest.raises(InputError, match=r"empty\.xlsx has no sheet 3; its sheets are Sheet1, list"):
+        load_facilities(empty, crs=UTM50, sheet=3)
+    header_only = write_xlsx(tmp_path / "header.xlsx", {"Sheet1": {"名称": [], "经度": [], "纬度": []}})
+    with pytest.raises(EmptyDataError, match=r"header\.xlsx \(sheet 'Sheet1'\) has a header but no rows"):
+        load_facilities(header_only, crs=UTM50)
+
+    addresses = write_xlsx(tmp_path / "addresses.xlsx", {"Sheet1": {"名称": ["A"], "地址": ["武昌区中山路1号"]}})
+    with pytest.raises(InputError, match=r"needs longitude and latitude columns \(e\.g\. 'lon' and 'lat', or '经度' and '纬度'\); it has \['名称', '地址'\]"):
+        load_facilities(addresses, crs=UTM50)
+
+    text = write_xlsx(tmp_path / "text.xlsx", {"Sheet1": {"名称": ["A", "B", "C"], "经度": [114.3, "114°18′20″", 114.31], "纬度": [30.5, 30.51, "北纬30度"]}})
+    with pytest.raises(InputError) as info:
+        load_facilities(text, crs=UTM50)
+    message = str(info.value)
+    assert "text.xlsx (sheet 'Sheet1'): rows 3, 4 hold text where numbers belong" in message  # rows as Excel numbers them
+    assert "'114°18′20″'" in message and "'北纬30度'" in message
+    assert "decimal degrees" in message
+
+
+def test_text_or_blanks_in_csv_coordinates(tmp_path):
+    path = write_csv(tmp_path / "text.csv", {"name": ["A", "B"], "lon": ["114.3", "见备注"], "lat": [30.5, 30.6]})
+    with pytest.raises(InputError, match=r"text\.csv: rows 2 hold text where numbers belong \(lon '见备注'\).*decimal degrees"):
+        load_facilities(path, crs=UTM50)
+    full_width = write_csv(tmp_path / "wide.csv", {"name": ["A"], "lon": ["１１４．３"], "lat": [" 30.5 "]})
+    site = load_facilities(full_width, crs=4326)  # full-width digits and stray spaces, as typed in Chinese input methods
+    assert site.geometry.x.iloc[0] == pytest.approx(114.3) and site.geometry.y.iloc[0] == pytest.approx(30.5)
+
+
+def test_table_without_geometry_read_as_a_layer(tmp_path):
+    path = tmp_path / "table.gpkg"
+    pyogrio = pytest.importorskip("pyogrio")
+    pyogrio.write_dataframe(pd.DataFrame({"name": ["A"], "addr": ["x"]}), path, driver="GPKG")
+    with pytest.raises(InputError, match=r"table\.gpkg has no geometry.*lon/lat columns"):
+        load_facilities(path, crs=UTM50)
+
+
+def test_candidate_frames_say_where_they_come_from(tmp_path, wuchang):
+    assert wuchang.candidates.attrs["source"] == "communities"
+    network = tiny_network([[(x, 0), (x + 100, 0)] for x in range(0, 1000, 100)])
+    boundary = gpd.GeoDataFrame(geometry=[shapely.box(X0 - 10, Y0 - 10, X0 + 1010, Y0 + 10)], crs=UTM50)
+    junctions = candidates_from_network(network, boundary, spacing_m=250)
+    assert junctions.attrs["source"] == "network" and junctions.attrs["spacing_m"] == 250
+    assert junctions.iloc[:2].to_crs(4326).attrs["source"] == "network"  # survives selection and reprojection
+    path = write_csv(tmp_path / "mine.csv", {"lon": [114.3], "lat": [30.5]})
+    listed = load_facilities(path, crs=UTM50, status="candidate")
+    assert listed.attrs["source"] == "file" and listed.attrs["path"] == str(path)
