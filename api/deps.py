@@ -13,9 +13,14 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from api.errors import NotFound
+from api.services.coverage_service import CoverageService
+from api.services.facilities import FacilityService
 from api.services.jobs import JobRunner
-from api.services.planning import Planning
+from api.services.maps import MapService
+from api.services.recommendations import RecommendationService
 from api.services.regions import RegionService
+from api.services.scenario_service import ScenarioService
+from api.services.uploads import UploadService
 from api.settings import Settings, get_settings
 from api.store import ScenarioRecord, Store
 
@@ -28,7 +33,12 @@ class Services:
     store: Store
     regions: RegionService
     jobs: JobRunner
-    planning: Planning
+    scenarios: ScenarioService
+    uploads: UploadService
+    recommendations: RecommendationService
+    maps: MapService
+    facilities: FacilityService
+    coverage: CoverageService
 
 
 async def get_services(request: Request) -> Services:
@@ -51,14 +61,39 @@ async def get_jobs(request: Request) -> JobRunner:
     return request.app.state.services.jobs
 
 
-async def get_planning(request: Request) -> Planning:
-    return request.app.state.services.planning
+async def get_scenarios(request: Request) -> ScenarioService:
+    return request.app.state.services.scenarios
+
+
+async def get_uploads(request: Request) -> UploadService:
+    return request.app.state.services.uploads
+
+
+async def get_recommendations(request: Request) -> RecommendationService:
+    return request.app.state.services.recommendations
+
+
+async def get_maps(request: Request) -> MapService:
+    return request.app.state.services.maps
+
+
+async def get_facilities(request: Request) -> FacilityService:
+    return request.app.state.services.facilities
+
+
+async def get_coverage(request: Request) -> CoverageService:
+    return request.app.state.services.coverage
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
 RegionsDep = Annotated[RegionService, Depends(get_regions)]
 JobsDep = Annotated[JobRunner, Depends(get_jobs)]
-PlanningDep = Annotated[Planning, Depends(get_planning)]
+ScenariosDep = Annotated[ScenarioService, Depends(get_scenarios)]
+UploadsDep = Annotated[UploadService, Depends(get_uploads)]
+RecommendationsDep = Annotated[RecommendationService, Depends(get_recommendations)]
+MapsDep = Annotated[MapService, Depends(get_maps)]
+FacilitiesDep = Annotated[FacilityService, Depends(get_facilities)]
+CoverageDep = Annotated[CoverageService, Depends(get_coverage)]
 
 
 async def region_key(request: Request, region: Annotated[str, Path(max_length=64, description="Region key, e.g. wuchang (GET /regions).")]) -> str:

@@ -14,6 +14,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -24,10 +25,19 @@ from geoplan.region import Region
 from api import errors
 from api.deps import Services
 from api.routers import coverage, facilities, jobs, maps, recommendations, regions, scenarios
+from api.services.coverage_service import CoverageService
+from api.services.facilities import FacilityService
 from api.services.jobs import JobRunner
-from api.services.planning import Planning
+from api.services.maps import MapService
+from api.services.plans import Planner
+from api.services.recommendations import RecommendationService
 from api.services.regions import RegionService
+from api.services.scenario_service import ScenarioService
+from api.services.uploads import UploadService
 from api.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from api.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +64,13 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
         for key, region in (preloaded or {}).items():
             region_service.put(region, key)
         runner = JobRunner(store, workers=current.job_workers)
-        planning = Planning(store, region_service, runner, max_upload_bytes=current.max_upload_bytes)
-        planning.register_jobs()
+        services = build_services(current, store, region_service, runner)
         runner.recover()
         runner.start()
         for key in current.preload:
             log.info("preloading %s", key)
             await run_in_threadpool(region_service.coverage, region_service.require(key))
-        app.state.services = Services(settings=current, store=store, regions=region_service, jobs=runner, planning=planning)
+        app.state.services = services
         # The prepared regions are millions of long-lived objects: move them out of the garbage
         # collector's generations, so that collections triggered by requests stay short.
         gc.collect()
@@ -90,3 +99,21 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
         return {"status": "ok", "regions_loaded": [k for k in services.regions.names() if services.regions.is_loaded(k)]}
 
     return app
+
+
+def build_services(settings: Settings, store: Store, regions: RegionService, jobs: JobRunner) -> Services:
+    """One service per resource over the shared store, regions and job runner, their job handlers registered."""
+    planner = Planner()
+    scenario_service = ScenarioService(store, regions, jobs, planner, runs_cache_size=settings.coverage_cache_size)
+    recommendation_service = RecommendationService(regions, jobs, planner, scenario_service)
+    scenario_service.register_jobs()
+    recommendation_service.register_jobs()
+    return Services(
+        settings=settings, store=store, regions=regions, jobs=jobs,
+        scenarios=scenario_service,
+        uploads=UploadService(scenario_service, regions, max_upload_bytes=settings.max_upload_bytes),
+        recommendations=recommendation_service,
+        maps=MapService(regions, scenario_service),
+        facilities=FacilityService(regions),
+        coverage=CoverageService(regions, scenario_service),
+    )

@@ -12,10 +12,11 @@ from starlette.concurrency import run_in_threadpool
 
 from geoplan.errors import InputError
 
-from api.deps import PlanningDep, RegionKey
+from api.deps import CoverageDep, RegionKey
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.coverage import CareCircleCollection, CoverageOut, GapCollection, GapParams
 from api.services.coverage import GapQuery
+from api.services.coverage_service import CoverageService
 
 router = APIRouter(prefix="/regions/{region}", tags=["coverage"], responses=ERROR_RESPONSES)
 
@@ -25,9 +26,9 @@ ThresholdQuery = Annotated[float | None, Query(gt=0, le=120, allow_inf_nan=False
 
 
 @router.get("/coverage", response_model=CoverageOut, summary="People within a walk of care, per group and threshold")
-async def coverage_summary(key: RegionKey, planning: PlanningDep, group: GroupQuery = None, threshold_min: ThresholdQuery = None,
+async def coverage_summary(key: RegionKey, coverage: CoverageDep, group: GroupQuery = None, threshold_min: ThresholdQuery = None,
                            scenario_id: ScenarioQuery = None) -> dict:
-    index = await _index(planning, key, scenario_id)
+    index = await _index(coverage, key, scenario_id)
     sites = index.report.sites
     n_sites = int((sites["status"].astype(str) != "closed").sum()) if "status" in sites else len(sites)
     return {"region": key, "scenario_id": scenario_id, "site_source": index.report.site_source, "sites": n_sites,
@@ -59,8 +60,8 @@ async def coverage_gaps(key: RegionKey, request: Request) -> Response:
         query = GapParams.model_validate(request.query_params)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]) from None
-    planning = request.app.state.services.planning
-    index = await _index(planning, key, query.scenario_id)
+    coverage = request.app.state.services.coverage
+    index = await _index(coverage, key, query.scenario_id)
     threshold = query.threshold_min if query.threshold_min is not None else index.cutoff_min
     box = parse_bbox(query.bbox) if query.bbox else None
     body, total, returned, people = index.gaps(
@@ -76,7 +77,7 @@ async def coverage_gaps(key: RegionKey, request: Request) -> Response:
 @router.get("/care-circles", response_model=CareCircleCollection, summary="Care circles (walking isochrones) of a site or a point")
 async def care_circles(
     key: RegionKey,
-    planning: PlanningDep,
+    coverage: CoverageDep,
     site_id: Annotated[str | None, Query(max_length=64, description="A facility or candidate id (GET /regions/{region}/facilities).")] = None,
     lon: Annotated[float | None, Query(ge=-180, le=180, allow_inf_nan=False)] = None,
     lat: Annotated[float | None, Query(ge=-90, le=90, allow_inf_nan=False)] = None,
@@ -84,28 +85,28 @@ async def care_circles(
     thresholds_min: Annotated[list[float] | None, Query(max_length=6, description="Minutes, e.g. 5, 10, 15 (default: the region's).")] = None,
     scenario_id: ScenarioQuery = None,
 ) -> dict:
-    region = await run_in_threadpool(planning.regions.get, key)
+    region = await run_in_threadpool(coverage.regions.get, key)
     thresholds = tuple(sorted(set(thresholds_min))) if thresholds_min else tuple(float(t) for t in region.thresholds_min)
     if site_id is not None and (lon is not None or lat is not None):
         raise InputError("Give either site_id or lon and lat, not both.")
     if site_id is not None:
         return await run_in_threadpool(
-            lambda: planning.circles_for_site(key, site_id, scenario_id=scenario_id, thresholds_min=thresholds)
+            lambda: coverage.circles_for_site(key, site_id, scenario_id=scenario_id, thresholds_min=thresholds)
         )
     if lon is None or lat is None:
         raise InputError("Give a site_id, or a point as lon and lat (with coord_system if not wgs84).")
     return await run_in_threadpool(
-        lambda: planning.circles_for_point(key, lon=lon, lat=lat, coord_system=coord_system, thresholds_min=thresholds)
+        lambda: coverage.circles_for_point(key, lon=lon, lat=lat, coord_system=coord_system, thresholds_min=thresholds)
     )
 
 
-async def _index(planning, key: str, scenario_id: str | None):
+async def _index(coverage: CoverageService, key: str, scenario_id: str | None):
     """The warm index without leaving the event loop; a cold one is built in a worker thread."""
     if scenario_id is None:
-        index = planning.regions.peek_coverage(key)
+        index = coverage.regions.peek_coverage(key)
         if index is not None:
             return index
-    return await run_in_threadpool(planning.coverage_index, key, scenario_id)
+    return await run_in_threadpool(coverage.index, key, scenario_id)
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:

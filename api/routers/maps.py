@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PlanningDep, RegionKey, ScenarioDep
+from api.deps import MapsDep, RegionKey, ScenarioDep
 from api.schemas.common import JSON_ERROR_RESPONSES
 
 router = APIRouter(tags=["maps"], responses=JSON_ERROR_RESPONSES)
@@ -20,13 +20,13 @@ HEADERS = {"Content-Security-Policy": "frame-ancestors *", "Cache-Control": "pub
 
 
 @router.get("/regions/{region}/map", response_class=HTMLResponse, responses=HTML, summary="Coverage map of a region (HTML for an iframe)")
-async def region_map(key: RegionKey, planning: PlanningDep, basemap: BasemapQuery = "none") -> HTMLResponse:
-    page = await run_in_threadpool(lambda: planning.region_map(key, basemap=basemap))
+async def region_map(key: RegionKey, maps: MapsDep, basemap: BasemapQuery = "none") -> HTMLResponse:
+    page = await run_in_threadpool(lambda: maps.region_map(key, basemap=basemap))
     return HTMLResponse(page, headers=HEADERS)
 
 
 @router.get("/scenarios/{scenario_id}/map", response_class=HTMLResponse, responses=HTML,
             summary="Coverage map of a scenario: added, new, closed sites and care circles (HTML for an iframe)")
-async def scenario_map(record: ScenarioDep, planning: PlanningDep, basemap: BasemapQuery = "none") -> HTMLResponse:
-    page = await run_in_threadpool(lambda: planning.scenario_map(record, basemap=basemap))
+async def scenario_map(record: ScenarioDep, maps: MapsDep, basemap: BasemapQuery = "none") -> HTMLResponse:
+    page = await run_in_threadpool(lambda: maps.scenario_map(record, basemap=basemap))
     return HTMLResponse(page, headers=HEADERS)

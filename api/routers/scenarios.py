@@ -7,23 +7,24 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PlanningDep, ScenarioDep, StoreDep
+from api.deps import ScenarioDep, ScenariosDep, StoreDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.jobs import JobOut
 from api.schemas.scenarios import CompareOut, ScenarioCreate, ScenarioList, ScenarioOut, ScenarioUpdate
+from api.services.jobs import job_out
 
 router = APIRouter(prefix="/scenarios", tags=["scenarios"], responses=ERROR_RESPONSES)
 
 
 @router.post("", response_model=ScenarioOut, status_code=status.HTTP_201_CREATED, summary="Create a scenario")
-async def create_scenario(body: ScenarioCreate, planning: PlanningDep, response: Response) -> dict:
+async def create_scenario(body: ScenarioCreate, scenarios: ScenariosDep, response: Response) -> dict:
     def create() -> dict:
-        record = planning.create_scenario(
+        record = scenarios.create(
             region=body.region, name=body.name, description=body.description, coord_system=body.coord_system,
             added=[s.model_dump() for s in body.added], closed=list(body.closed),
             recommend=body.recommend.model_dump() if body.recommend is not None else None,
         )
-        return planning.scenario_out(record)
+        return scenarios.out(record)
 
     out = await run_in_threadpool(create)
     response.headers["Location"] = f"/scenarios/{out['id']}"
@@ -31,47 +32,47 @@ async def create_scenario(body: ScenarioCreate, planning: PlanningDep, response:
 
 
 @router.get("", response_model=ScenarioList, summary="List scenarios")
-async def list_scenarios(store: StoreDep, planning: PlanningDep,
+async def list_scenarios(store: StoreDep, scenarios: ScenariosDep,
                          region: Annotated[str | None, Query(max_length=64, description="Only this region's.")] = None) -> dict:
-    return await run_in_threadpool(lambda: {"scenarios": [planning.scenario_out(r) for r in store.list_scenarios(region=region)]})
+    return await run_in_threadpool(lambda: {"scenarios": [scenarios.out(r) for r in store.list_scenarios(region=region)]})
 
 
 @router.get("/compare", response_model=CompareOut, summary="Compare two or more scenarios of one region")
 async def compare_scenarios(
-    planning: PlanningDep,
+    scenarios: ScenariosDep,
     ids: Annotated[list[str], Query(min_length=2, max_length=20, description="Scenario ids: ?ids=A&ids=B (the first is the reference).")],
     threshold_min: Annotated[float | None, Query(gt=0, le=120, allow_inf_nan=False, description="Walking minutes (default: the largest).")] = None,
 ) -> dict:
-    return await run_in_threadpool(lambda: planning.compare(ids, threshold_min=threshold_min))
+    return await run_in_threadpool(lambda: scenarios.compare(ids, threshold_min=threshold_min))
 
 
 @router.get("/{scenario_id}", response_model=ScenarioOut, summary="A scenario, with its result once run")
-async def get_scenario(record: ScenarioDep, planning: PlanningDep) -> dict:
-    return await run_in_threadpool(planning.scenario_out, record)
+async def get_scenario(record: ScenarioDep, scenarios: ScenariosDep) -> dict:
+    return await run_in_threadpool(scenarios.out, record)
 
 
 @router.patch("/{scenario_id}", response_model=ScenarioOut, summary="Change a scenario's name, edits or optimiser settings")
-async def update_scenario(record: ScenarioDep, body: ScenarioUpdate, planning: PlanningDep) -> dict:
+async def update_scenario(record: ScenarioDep, body: ScenarioUpdate, scenarios: ScenariosDep) -> dict:
     changes = body.model_dump(exclude_unset=True)
     if "recommend" in changes and body.recommend is not None:
         changes["recommend"] = body.recommend.model_dump()
     changes.setdefault("coord_system", body.coord_system)
 
     def update() -> dict:
-        return planning.scenario_out(planning.update_scenario(record, changes))
+        return scenarios.out(scenarios.update(record, changes))
 
     return await run_in_threadpool(update)
 
 
 @router.delete("/{scenario_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, summary="Delete a scenario")
-async def delete_scenario(record: ScenarioDep, planning: PlanningDep) -> Response:
-    await run_in_threadpool(planning.delete_scenario, record)
+async def delete_scenario(record: ScenarioDep, scenarios: ScenariosDep) -> Response:
+    await run_in_threadpool(scenarios.delete, record)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{scenario_id}/run", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED,
              summary="Run a scenario in the background (coverage before/after, and the optimiser if it has settings)")
-async def run_scenario(record: ScenarioDep, planning: PlanningDep, response: Response) -> dict:
-    job = await run_in_threadpool(planning.run_scenario, record)
+async def run_scenario(record: ScenarioDep, scenarios: ScenariosDep, response: Response) -> dict:
+    job = await run_in_threadpool(scenarios.run, record)
     response.headers["Location"] = f"/jobs/{job.id}"
-    return planning.job_out(job)
+    return job_out(job)

@@ -44,7 +44,7 @@ class RecommendationParams(BaseModel):
     minimize: Literal["count", "cost"] = "count"
     keep_groups: list[Group] = Field(default_factory=lambda: ["pop_60", "pop_80"], max_length=8)
     time_limit_s: Annotated[Finite, Field(gt=0, le=600)] = 60.0
-    mip_gap: Annotated[Finite, Field(ge=0, le=1)] = 0.0
+    mip_gap: Annotated[Finite, Field(ge=0, lt=1)] = 0.0
 
     @field_validator("kinds")
     @classmethod

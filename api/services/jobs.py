@@ -132,3 +132,25 @@ class JobRunner:
         finally:
             with self._lock:
                 self._running.discard(job_id)
+
+
+def job_out(job: JobRecord) -> dict:
+    """A job as the API shows it (JobOut): its status, params (without the scenario spec it carries), result and links."""
+    prefix = "/recommendations" if job.kind == "recommendation" else "/jobs"
+    links = {"self": f"{prefix}/{job.id}", "job": f"/jobs/{job.id}"}
+    if job.scenario_id:
+        links["scenario"] = f"/scenarios/{job.scenario_id}"
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "region": job.params.get("region"),
+        "scenario_id": job.scenario_id,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "params": {k: v for k, v in job.params.items() if k != "spec"},
+        "result": job.result,
+        "error": job.error,
+        "links": links,
+    }

@@ -98,14 +98,15 @@ class RegionService:
             raise InputError(f"Care-circle thresholds must be more than 0 and at most {top:g} minutes in {region.key}; got {bad}.")
 
         def build() -> dict:
-            circles = care_circles(region.network, sites, thresholds_min=tuple(sorted(set(thresholds_min))),
+            reach = region.reach(sites, cutoff_min=max(thresholds_min))
+            circles = care_circles(region.network, sites, demand=region.demand, reach=reach,
+                                   thresholds_min=tuple(sorted(set(thresholds_min))),
                                    max_access_m=region.config.analysis.max_access_m)
             if circles.empty:
                 raise InputError(
                     f"No walkable street within {region.config.analysis.max_access_m:g} m of the site, so it has no care circle. "
                     "Check the coordinates and their coordinate system (wgs84, gcj02 or bd09)."
                 )
-            reach = region.reach(sites, cutoff_min=max(thresholds_min))
             times = reach.to_frame()
             demand = region.demand
             people = []

@@ -2,13 +2,14 @@
 
 A stored spec is plain JSON: the region, the facility and candidate lists a
 user uploaded (or None: the region's), the sites added (WGS84), the ids
-closed and the optimiser settings. Coordinates are converted to WGS84 and
-checked against the region when they come in, so a stored spec always applies.
+closed and the optimiser settings (the request's JSON, read into a
+``PlanRequest`` at use: :mod:`api.services.plans`). Coordinates are converted
+to WGS84 and checked against the region when they come in, so a stored spec
+always applies.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -20,6 +21,7 @@ import pandas as pd
 
 from geoplan import scenario as gs
 from geoplan.errors import InputError
+from geoplan.optimize import PlanRequest
 from geoplan.region import Region
 from geoplan.sites import empty_sites
 
@@ -113,17 +115,21 @@ def base_facilities(region: Region, spec: dict) -> gpd.GeoDataFrame:
     return region.facilities if spec.get("facilities") is None else frame(spec["facilities"], crs=region.crs)
 
 
-def to_scenario(region: Region, spec: dict, *, extra_added: list[dict] | None = None, extra_closed: list[str] | None = None,
-                recommend: dict | None = None) -> gs.Scenario:
-    added = list(spec.get("added") or []) + list(extra_added or [])
+def to_scenario(region: Region, spec: dict, *, recommend: PlanRequest | None = None) -> gs.Scenario:
+    added = spec.get("added") or []
     return gs.Scenario(
         name=spec.get("name", "scenario"),
         added=frame(added, crs=region.crs) if added else None,
-        closed=tuple(spec.get("closed") or ()) + tuple(extra_closed or ()),
+        closed=tuple(spec.get("closed") or ()),
         facilities=None if spec.get("facilities") is None else frame(spec["facilities"], crs=region.crs),
         candidates=None if spec.get("candidates") is None else frame(spec["candidates"], crs=region.crs, status="candidate"),
         recommend=recommend,
     )
+
+
+def sites_key(spec: dict | None) -> str:
+    """A fingerprint of the sites a spec plans with (its content without the optimiser settings); "base" for none."""
+    return "base" if spec is None else spec_hash({**spec, "recommend": None})
 
 
 def check(region: Region, spec: dict) -> Region:
@@ -132,70 +138,6 @@ def check(region: Region, spec: dict) -> Region:
 
 
 # optimiser ----------------------------------------------------------------------------------
-def kind_specs(region: Region, params: dict) -> list:
-    from geoplan.optimize import KindSpec
-
-    top = float(max(region.thresholds_min))
-    specs = []
-    for item in params.get("kinds") or [{"kind": "station", "p": 5}]:
-        options = {k: v for k, v in item.items() if v is not None}
-        options.setdefault("threshold_min", top)
-        specs.append(KindSpec(**options))
-    return specs
-
-
-def recommend_kwargs(region: Region, params: dict) -> dict:
-    """Keyword arguments of ``geoplan.optimize.recommend`` from RecommendationParams data."""
-    kwargs: dict[str, Any] = {
-        "model": params.get("model", "mclp"),
-        "kinds": kind_specs(region, params),
-        "one_per_site": bool(params.get("one_per_site", False)),
-        "total_budget": params.get("total_budget"),
-        "within_threshold": bool(params.get("within_threshold", False)),
-        "minimize": params.get("minimize", "count"),
-        "keep_groups": tuple(params.get("keep_groups") or ("pop_60", "pop_80")),
-        "time_limit_s": float(params.get("time_limit_s", 60.0)),
-        "mip_gap": float(params.get("mip_gap", 0.0)),
-    }
-    if params.get("weights"):
-        kwargs["weights"] = dict(params["weights"])
-    return kwargs
-
-
-def planning_reach(region: Region, *, cutoff_min: float):
-    """Walking times from the region's facilities then candidates (the order ``build_problem`` wants)."""
-    facilities, candidates = region.facilities, region.candidates.assign(status="candidate")
-    columns = ["name", "kind", "status", "cost", "capacity", "geometry"]
-    sites = gpd.GeoDataFrame(
-        pd.concat([facilities[[c for c in columns if c in facilities]], candidates[[c for c in columns if c in candidates]]]),
-        geometry="geometry", crs=region.crs,
-    )
-    return region.reach(sites, cutoff_min=cutoff_min)
-
-
-def precheck(region: Region, kwargs: dict) -> None:
-    """Fail fast, before queueing a solve: bad options, and a coverage target beyond every candidate's reach.
-
-    Raises InputError, or TargetUnreachable (an InfeasibleError) with the best achievable figure.
-    """
-    from geoplan.optimize import TargetUnreachable, build_problem
-    from geoplan.optimize.models import check_request, max_achievable
-
-    problem_kwargs = {"specs": kwargs["kinds"], "reach": kwargs.get("reach")}
-    if "weights" in kwargs:
-        problem_kwargs["weights"] = kwargs["weights"]
-    problem = build_problem(region, **problem_kwargs)
-    check_request(problem, model=kwargs["model"], one_per_site=kwargs["one_per_site"])
-    if kwargs["model"] == "target":
-        for spec in problem.specs:
-            if spec.target_pct is None:
-                continue
-            total = float(problem.people[spec.target_group].sum())
-            best = max_achievable(problem, spec)
-            if total and 100.0 * best / total < spec.target_pct - 1e-9:
-                raise TargetUnreachable(spec, target=spec.target_pct / 100.0 * total, best=best, total=total)
-
-
 def plan_json(plan) -> dict:
     """The parts of a Plan an API client needs: model, solver, the changed sites and coverage before/after."""
     data = plan.to_dict()
@@ -251,45 +193,25 @@ def result_json(result: gs.ScenarioResult, *, scenario_id: str, spec: dict, spec
     })
 
 
-def evaluate(region: Region, spec: dict, *, scenario_id: str, reach=None) -> dict:
-    """Run a scenario (edits, optimiser when asked, coverage before/after) into its stored result."""
-    recommend = None
-    if spec.get("recommend") is not None:
-        recommend = recommend_kwargs(region, spec["recommend"])
-        if reach is not None:
-            recommend["reach"] = reach
-    result = gs.run(region, to_scenario(region, spec, recommend=recommend), with_circles=False)
-    return result_json(result, scenario_id=scenario_id, spec=spec, spec_hash_=spec_hash(spec))
-
-
-def final_scenario(region: Region, spec: dict, result: dict | None) -> tuple[gs.Scenario, set[str]]:
-    """The scenario's end state as plain edits (the plan's openings and closures folded in), and the plan's new ids.
+def end_state(region: Region, spec: dict, result: dict | None) -> tuple[gs.Scenario, list[str]]:
+    """The scenario's end state as plain edits (:func:`geoplan.scenario.fold_plan` of its stored plan), and the plan's new ids.
 
     A scenario with optimiser settings needs its stored result for that.
     """
+    scenario = to_scenario(region, spec)
     if spec.get("recommend") is None:
-        return to_scenario(region, spec), set()
+        return scenario, []
     if result is None or not result.get("plan_sites"):
         raise Conflict(
             "This scenario has optimiser settings and no result for its current content yet: "
             "POST /scenarios/{id}/run and wait for the job to succeed."
         )
     plan_sites = result["plan_sites"]
-    existing_ids = set(map(str, base_facilities(region, spec).index)) | {s["site_id"] for s in spec.get("added") or []}
-    new = [s for s in plan_sites["new"] if s["site_id"] not in existing_ids]
-    closed = [c for c in plan_sites["closed"] if c not in set(spec.get("closed") or [])]
-    return to_scenario(region, spec, extra_added=new, extra_closed=closed), {s["site_id"] for s in new}
+    new = frame(plan_sites["new"], crs=region.crs)
+    return gs.fold_plan(scenario, new, plan_sites["closed"]), [s["site_id"] for s in plan_sites["new"]]
 
 
-def scenario_report(region: Region, spec: dict, result: dict | None, *, with_circles: bool):
+def end_state_report(region: Region, spec: dict, result: dict | None, *, with_circles: bool):
     """The coverage report of a scenario's end state (plan included), sites marked added/new/closed."""
-    scenario, plan_new = final_scenario(region, spec, result)
-    run = gs.run(region, scenario, with_circles=with_circles)
-    report = run.report
-    if plan_new:
-        sites = report.sites.copy()
-        status = np.array(sites["status"].astype(object), dtype=object)
-        status[sites.index.isin(list(plan_new))] = "new"
-        sites["status"] = status
-        report = dataclasses.replace(report, sites=sites)
-    return report
+    scenario, plan_new = end_state(region, spec, result)
+    return gs.end_state_report(region, scenario, plan_new=plan_new, with_circles=with_circles)

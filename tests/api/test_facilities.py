@@ -37,6 +37,46 @@ def test_upload_geojson_in_wgs84_appended_as_candidates(client, scenario):
     assert {"K1", "K2"} <= {f["properties"]["site_id"] for f in candidates["features"]}
 
 
+def xlsx_bytes(rows: list[list], *, title: str | None = None) -> bytes:
+    """An Excel workbook (openpyxl) with ``rows`` on its first sheet, under an optional title line."""
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    if title is not None:
+        sheet.append([title])
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def test_upload_xlsx_with_chinese_columns_in_gcj02(client, scenario):
+    import pandas as pd
+
+    table = pd.read_csv(SAMPLE_FACILITIES)
+    rows = [["编号", "名称", "经度", "纬度"]] + [[r.id, r.name, r.lng, r.lat] for r in table.itertuples()]
+    body = upload(client, scenario["id"], xlsx_bytes(rows, title="武昌区养老服务站名单"), filename="养老设施.xlsx", coord_system="gcj02")
+    assert body["count"] == len(table) and body["coord_system"] == "gcj02" and body["site_ids"][:2] == ["S01", "S02"]
+    sites = client.get(f"/scenarios/{scenario['id']}/facilities", params={"status": "existing"}).json()
+    s01 = next(f for f in sites["features"] if f["properties"]["site_id"] == "S01")
+    from geoplan.coords import gcj02_to_wgs84
+
+    assert s01["properties"]["name"] == table.loc[0, "name"]
+    assert s01["geometry"]["coordinates"] == pytest.approx(gcj02_to_wgs84(114.312453, 30.558317), abs=1e-6)
+
+
+def test_upload_xlsx_names_the_upload_and_excel_rows(client, scenario):
+    rows = [["名称", "经度", "纬度"], ["站 A", 114.3070, 30.5607], ["站 B", "abc", 30.5553]]
+    response = client.post(f"/scenarios/{scenario['id']}/facilities", files={"file": ("名单.xlsx", xlsx_bytes(rows))})
+    body = assert_error(response, 422, "rows 3")
+    assert "geoplan-upload" not in body["detail"] and "/tmp" not in body["detail"]
+    assert client.get(f"/scenarios/{scenario['id']}").json()["spec_hash"] == scenario["spec_hash"]
+
+
 def test_upload_bd09_list(client, scenario):
     from geoplan.coords import gcj02_to_bd09
     import pandas as pd
@@ -59,7 +99,9 @@ def test_upload_bd09_list(client, scenario):
         (b"id,lng,lat\n1,30.55,114.31\n", "f.csv", {}, 422, ["swapped"]),
         (b"{not json", "f.geojson", {}, 422, ["not valid json"]),
         (b'{"type": "Point", "coordinates": [1, 2]}', "f.geojson", {}, 422, ["featurecollection"]),
-        (b"PK\x03\x04 binary", "f.xlsx", {}, 422, [".csv"]),
+        (b"PK\x03\x04 binary", "f.xlsx", {}, 422, ["f.xlsx", "excel workbook"]),
+        (b"id,lng,lat\n1,114.307,30.5607\n", "f.xlsx", {}, 422, ["f.xlsx", "not an excel workbook"]),
+        (b"\xd0\xcf\x11\xe0 not a workbook", "f.doc", {}, 422, [".csv", ".xlsx"]),
         (SAMPLE_FACILITIES.read_bytes(), "f.csv", {"coord_system": "gcj-2"}, 422, ["gcj02"]),
         (SAMPLE_FACILITIES.read_bytes(), "f.csv", {"coord_system": "bd09"}, 422, ["outside the region", "gcj02"]),
         (SAMPLE_FACILITIES.read_bytes(), "f.csv", {"kind": "hospital"}, 422, ["kind"]),
