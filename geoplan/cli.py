@@ -130,7 +130,8 @@ def coverage(
 @_friendly_errors
 def recommend(
     region: RegionArg = "wuchang",
-    facilities: Annotated[Optional[Path], typer.Option(help="Existing facilities (count as already covering): CSV, GeoJSON or GPKG.")] = None,
+    facilities: Annotated[Optional[Path], typer.Option(help="Existing facilities (count as already covering): CSV, Excel (.xlsx/.xls), GeoJSON, GPKG or Shapefile.")] = None,
+    sheet: Annotated[Optional[str], typer.Option(help="Excel facility list: the sheet's name or number (default: the first sheet).")] = None,
     coord_system: Annotated[str, typer.Option(help="Coordinates of the facility file: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")] = "wgs84",
     drop_outside: Annotated[bool, typer.Option("--drop-outside", help="Leave out facilities outside the region instead of stopping.")] = False,
     model: Annotated[str, typer.Option(help="mclp (most people for N sites), target (fewest sites for --target %), pmedian (shortest walks), consolidate (close under-used sites).")] = "mclp",
@@ -156,7 +157,7 @@ def recommend(
                                  min_catchment=min_catchment, time_limit=time_limit)
     started = time.perf_counter()
     with _progress() as progress:
-        loaded = _load_region(progress, region, facilities, coord_system, drop_outside, cache_dir)
+        loaded = _load_region(progress, region, facilities, coord_system, drop_outside, cache_dir, sheet=sheet)
         step = progress.add_task(f"Optimising ({model}) and analysing the plan", total=None)
         result = run(loaded, Scenario(name=f"{model} plan", recommend=options))
         progress.update(step, completed=1, total=1)
@@ -172,8 +173,8 @@ def recommend(
         progress.update(step, completed=1, total=1)
 
     _print_plan(plan, result)
-    console.print(f"Plan:   {', '.join(str(p) for p in written)}")
-    console.print(f"Map:    {map_file}")
+    console.print(escape(f"Plan:   {', '.join(str(p) for p in written)}"))
+    console.print(escape(f"Map:    {map_file}"))
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")
 
 
@@ -227,21 +228,14 @@ def _load_region(progress: Progress, region: str, facilities: Path | None, coord
                  cache_dir: Path | None, *, sheet: str | None = None):
     """Load the region as a progress step (the coordinate system and sheet apply only to a facility file)."""
     from geoplan.region import load_region
-    from geoplan.sites import load_facilities
 
     if sheet is not None and facilities is None:
         raise InputError("--sheet chooses the sheet of an Excel facility list; give the list with --facilities FILE.xlsx too.")
     step = progress.add_task("Loading region (network, population, sites)", total=None)
     loaded = load_region(
-        region, cache_dir=cache_dir, facilities=facilities if sheet is None else None,
-        coord_system=coord_system if facilities else None, drop_outside=drop_outside,
+        region, cache_dir=cache_dir, facilities=facilities, coord_system=coord_system if facilities else None,
+        drop_outside=drop_outside, sheet=sheet,
     )
-    if sheet is not None:  # load_region takes no sheet: read the list here, by the same function and rules
-        kind = loaded.config.facilities.kind if loaded.config.facilities else "station"
-        loaded = loaded.with_facilities(load_facilities(
-            facilities, crs=loaded.crs, boundary=loaded.boundary, coord_system=coord_system, kind=kind,
-            outside="drop" if drop_outside else "error", sheet=sheet,
-        ))
     progress.update(step, description=f"Loaded {loaded.config.region.name}", completed=1, total=1)
     return loaded
 

@@ -92,11 +92,13 @@ def load_region(
     facilities: str | Path | None = None,
     coord_system: str | None = None,
     drop_outside: bool = False,
+    sheet: str | int | None = None,
 ) -> Region:
     """Load a region from its config: a shipped name (``wuchang``, ``jiangan``) or a TOML path.
 
     ``facilities`` overrides the config's facility list (with ``coord_system``:
-    ``wgs84``, ``gcj02`` or ``bd09``). The prepared network is cached in
+    ``wgs84``, ``gcj02`` or ``bd09``; ``sheet``: which sheet of an Excel
+    list, default the first). The prepared network is cached in
     ``cache_dir`` (default :func:`default_cache_dir`).
     """
     config = name_or_path if isinstance(name_or_path, RegionConfig) else load_config(name_or_path)
@@ -163,7 +165,7 @@ def load_region(
         kind = config.facilities.kind if config.facilities else "station"
         existing = load_facilities(
             facility_path, crs=crs, boundary=boundary, coord_system=system, kind=kind,
-            outside="drop" if drop_outside else "error",
+            outside="drop" if drop_outside else "error", sheet=sheet,
         )
     else:
         existing = empty_sites(crs)

@@ -12,7 +12,7 @@ and how to fix it.
 >>> ModelOptions("mclp", minimize="cost")
 Traceback (most recent call last):
 ...
-geoplan.errors.InputError: minimize is not used by the mclp model (it applies to target, consolidate); leave it out or choose one of those models.
+geoplan.errors.InputError: minimize is not used by the mclp model (it applies to target, consolidate); leave it out or choose one of those models (got minimize='cost').
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ class ModelOptions:
             if getattr(self, name) is not None and self.model not in models:
                 raise InputError(
                     f"{name} is not used by the {self.model} model (it applies to {', '.join(models)}); "
-                    "leave it out or choose one of those models."
+                    f"leave it out or choose one of those models (got {name}={getattr(self, name)!r})."
                 )
         if self.minimize is not None and self.minimize not in ("count", "cost"):
             raise InputError(f"minimize must be 'count' or 'cost', got {self.minimize!r}.")
@@ -240,7 +240,7 @@ class ModelOptions:
                 if getattr(spec, name) != getattr(defaults, name) and self.model not in models:
                     raise InputError(
                         f"{name} of the {spec.kind} is not used by the {self.model} model (it applies to "
-                        f"{', '.join(models)}); leave it out or choose one of those models."
+                        f"{', '.join(models)}); leave it out or choose one of those models (got {name}={getattr(spec, name)!r})."
                     )
             if self.model in ("mclp", "pmedian") and spec.p is None and spec.budget is None:
                 raise InputError(f"The {self.model} model needs p (how many new {spec.kind} sites) or a budget for the {spec.kind}.")
