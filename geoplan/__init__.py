@@ -4,10 +4,20 @@
 sites for community care stations and elderly canteens, from a real street
 network and a real population grid.
 
+The examples in geoplan's docstrings use ``wuchang``, the shipped default
+region: ``wuchang = geoplan.load_region("wuchang")`` (Wuchang district, Wuhan;
+231,028 people aged 60+). No list of its existing facilities is shipped, so
+its coverage counts a station at each of its 124 candidate sites, the most a
+one-per-community plan can reach (``with_circles=False`` skips drawing the
+care-circle polygons):
+
     >>> import geoplan
-    >>> region = geoplan.load_region("wuchang")          # doctest: +SKIP
-    >>> report = geoplan.analyse_coverage(region)         # doctest: +SKIP
-    >>> report.summary.loc[("pop_60", 15), "covered"]     # doctest: +SKIP
+    >>> report = geoplan.analyse_coverage(wuchang, with_circles=False)
+    >>> report.site_source, len(report.sites)
+    ('candidates', 124)
+    >>> row = report.summary.loc[("pop_60", 15)]
+    >>> f"{row['covered']:,.0f} of {row['population']:,.0f} ({row['covered_pct']:.1f} %)"
+    '172,783 of 231,028 (74.8 %)'
 """
 
 from geoplan.analysis import CoverageReport, analyse_coverage

@@ -6,11 +6,23 @@ settings of a recommendation); :func:`run` is the one place that chains the
 stages (edits, optional optimisation, coverage) into a frozen
 :class:`ScenarioResult`; :func:`compare` puts results side by side, in people.
 
-    >>> from geoplan import load_region
+Wuchang (``wuchang`` is ``geoplan.load_region("wuchang")``, which has no
+existing facilities) as it is, with one station added at a point, and with
+five stations the optimiser places; people aged 60+ within 15 minutes:
+
+    >>> from geoplan.optimize import KindSpec, PlanRequest
     >>> from geoplan.scenario import Scenario, compare, run, sites_from_points
-    >>> region = load_region("wuchang")                                     # doctest: +SKIP
-    >>> new = sites_from_points([{"lon": 114.31, "lat": 30.55}], crs=region.crs)  # doctest: +SKIP
-    >>> compare([run(region), run(region, Scenario("one more", added=new))])  # doctest: +SKIP
+    >>> new = sites_from_points([{"lon": 114.31, "lat": 30.55}], crs=wuchang.crs)
+    >>> five = Scenario("five planned", recommend=PlanRequest(KindSpec("station", p=5)))
+    >>> results = [run(wuchang, s, with_circles=False) for s in (None, Scenario("one more", added=new), five)]
+    >>> compare(results)[["sites", "covered_pop_60", "change_pop_60"]].round()
+                  sites  covered_pop_60  change_pop_60
+    scenario
+    baseline          0             0.0            0.0
+    one more          1          3377.0         3377.0
+    five planned      5         30016.0        30016.0
+    >>> results[2].added
+    ('c572', 'c542', 'c483', 'c528', 'c464')
 """
 
 from __future__ import annotations

@@ -32,8 +32,10 @@ X0, Y0 = 240_000.0, 3_380_000.0
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-    """A network cache for this test session only."""
-    return tmp_path_factory.mktemp("geoplan-cache")
+    """A network cache for this test session only (shared with the doctests' region, geoplan/conftest.py)."""
+    path = tmp_path_factory.getbasetemp() / "geoplan-cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,27 @@ Models are built with PuLP from arrays in bulk and solved by HiGHS (CBC as
 fallback), after reductions that keep the optimum; every returned solution
 is checked against its model.
 
-    >>> import geoplan
-    >>> from geoplan.optimize import KindSpec, ModelOptions, recommend
-    >>> region = geoplan.load_region("wuchang")                                   # doctest: +SKIP
-    >>> plan = recommend(region, [KindSpec("station", p=5),
-    ...                           KindSpec("canteen", p=3, threshold_min=10)])   # doctest: +SKIP
-    >>> plan.to_xlsx("out/wuchang_plan.xlsx")                                     # doctest: +SKIP
+Five stations and three canteens (within a 10-minute walk) for Wuchang
+(``wuchang`` is ``geoplan.load_region("wuchang")``), in build order, written
+as a workbook to a temporary folder:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import pandas as pd
+    >>> from geoplan.optimize import KindSpec, recommend
+    >>> plan = recommend(wuchang, [KindSpec("station", p=5),
+    ...                            KindSpec("canteen", p=3, threshold_min=10)])
+    >>> plan.status, round(plan.objective)
+    ('optimal', 45218)
+    >>> plan.new_sites.groupby("kind", sort=False).size().to_dict()
+    {'station': 5, 'canteen': 3}
+    >>> round(plan.coverage.loc[("canteen", "pop_60", 10.0), "after"])
+    8927
+    >>> out = tempfile.TemporaryDirectory()
+    >>> path = plan.to_xlsx(Path(out.name) / "wuchang_plan.xlsx")
+    >>> list(pd.read_excel(path, sheet_name=None))
+    ['summary 摘要', 'sites 站点', 'coverage 覆盖']
+    >>> out.cleanup()
 
 Modules: :mod:`~geoplan.optimize.options` (what to plan and how),
 :mod:`~geoplan.optimize.problem` (inputs), :mod:`~geoplan.optimize.reduce`
