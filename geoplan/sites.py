@@ -23,11 +23,12 @@ from geoplan.coords import COORD_SYSTEMS, from_wgs84, normalize_coord_system, to
 from geoplan.errors import CRSMismatchError, EmptyDataError, InputError
 from geoplan.network import WalkNetwork
 from geoplan.snapping import point_on_streets_within
+from geoplan.tiers import KINDS
 
 log = logging.getLogger(__name__)
 
 SITE_COLUMNS = ["name", "kind", "status", "capacity", "cost", "geometry"]
-FACILITY_KINDS = ("station", "canteen", "centre")
+FACILITY_KINDS = KINDS  # the tiers of geoplan.tiers
 
 _LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度")
 _LAT_NAMES = ("lat", "latitude", "y", "纬度")

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from geoplan.errors import InputError
+from geoplan.tiers import KINDS
 
 #: The models :func:`~geoplan.optimize.optimize` solves.
 MODELS = ("mclp", "target", "pmedian", "consolidate")
@@ -31,8 +32,6 @@ MODELS = ("mclp", "target", "pmedian", "consolidate")
 #: The solvers, through PuLP: HiGHS (``highspy``) by default, CBC as the fallback.
 SOLVERS = ("highs", "cbc")
 
-#: The kinds of facility that can be planned.
-KINDS = ("station", "canteen", "centre")
 
 #: Model options that only some models use (``None`` means "not given").
 _MODEL_ONLY = {

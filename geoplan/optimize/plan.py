@@ -16,12 +16,13 @@ import pandas as pd
 
 from geoplan import _files
 from geoplan.coverage import catchments, coverage_summary
+from geoplan.tiers import KIND_NAMES
 from geoplan.optimize.solve import SolverStats
 
 log = logging.getLogger(__name__)
 
 STATUS_ZH = {"new": "新建", "existing": "现有", "closed": "建议关闭"}
-KIND_ZH = {"station": "社区养老服务站", "canteen": "老年食堂/助餐点", "centre": "综合养老服务中心"}
+KIND_ZH = {kind: names[0] for kind, names in KIND_NAMES.items()}
 GROUP_ZH = {"pop_total": "总人口", "pop_60": "60岁以上", "pop_65": "65岁以上", "pop_80": "80岁以上"}
 MODEL_ZH = {"mclp": "最大覆盖", "target": "目标覆盖（最少站点）", "pmedian": "p-中位（最短步行）", "consolidate": "整合（关闭小站）"}
 

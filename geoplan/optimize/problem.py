@@ -25,6 +25,7 @@ from geoplan.demand import population_columns
 from geoplan.errors import InputError
 from geoplan.optimize.options import KINDS, KindSpec
 from geoplan.reach import ReachMatrix
+from geoplan.tiers import SERVED_BY
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,6 @@ log = logging.getLogger(__name__)
 #: 60-79 weighs 1 and a person aged 80+ weighs 2 (they are in ``pop_60`` and in
 #: ``pop_80``), so the very old count double, as the plans ask ("80+ first").
 DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType({"pop_60": 1.0, "pop_80": 1.0})
-
-#: Which existing facility kinds already serve each planned kind: a
-#: comprehensive centre (综合养老服务中心) has day-care places and a canteen,
-#: so it counts as covering for stations and for canteens.
-SERVED_BY: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"station": ("station", "centre"), "canteen": ("canteen", "centre"), "centre": ("centre",)}
-)
-
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Problem:
