@@ -49,51 +49,25 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_store(request: Request) -> Store:
-    return request.app.state.services.store
+def _shared(name: str):
+    """A dependency that hands out one of the shared services, read straight from the app state."""
+
+    async def shared(request: Request):
+        return getattr(request.app.state.services, name)
+
+    shared.__name__ = f"get_{name}"
+    return Depends(shared)
 
 
-async def get_regions(request: Request) -> RegionService:
-    return request.app.state.services.regions
-
-
-async def get_jobs(request: Request) -> JobRunner:
-    return request.app.state.services.jobs
-
-
-async def get_scenarios(request: Request) -> ScenarioService:
-    return request.app.state.services.scenarios
-
-
-async def get_uploads(request: Request) -> UploadService:
-    return request.app.state.services.uploads
-
-
-async def get_recommendations(request: Request) -> RecommendationService:
-    return request.app.state.services.recommendations
-
-
-async def get_maps(request: Request) -> MapService:
-    return request.app.state.services.maps
-
-
-async def get_facilities(request: Request) -> FacilityService:
-    return request.app.state.services.facilities
-
-
-async def get_coverage(request: Request) -> CoverageService:
-    return request.app.state.services.coverage
-
-
-StoreDep = Annotated[Store, Depends(get_store)]
-RegionsDep = Annotated[RegionService, Depends(get_regions)]
-JobsDep = Annotated[JobRunner, Depends(get_jobs)]
-ScenariosDep = Annotated[ScenarioService, Depends(get_scenarios)]
-UploadsDep = Annotated[UploadService, Depends(get_uploads)]
-RecommendationsDep = Annotated[RecommendationService, Depends(get_recommendations)]
-MapsDep = Annotated[MapService, Depends(get_maps)]
-FacilitiesDep = Annotated[FacilityService, Depends(get_facilities)]
-CoverageDep = Annotated[CoverageService, Depends(get_coverage)]
+StoreDep = Annotated[Store, _shared("store")]
+RegionsDep = Annotated[RegionService, _shared("regions")]
+JobsDep = Annotated[JobRunner, _shared("jobs")]
+ScenariosDep = Annotated[ScenarioService, _shared("scenarios")]
+UploadsDep = Annotated[UploadService, _shared("uploads")]
+RecommendationsDep = Annotated[RecommendationService, _shared("recommendations")]
+MapsDep = Annotated[MapService, _shared("maps")]
+FacilitiesDep = Annotated[FacilityService, _shared("facilities")]
+CoverageDep = Annotated[CoverageService, _shared("coverage")]
 
 
 async def region_key(request: Request, region: Annotated[str, Path(max_length=64, description="Region key, e.g. wuchang (GET /regions).")]) -> str:

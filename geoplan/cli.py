@@ -35,6 +35,10 @@ err_console = Console(stderr=True)
 
 RegionArg = Annotated[str, typer.Option("--region", "-r", help="A shipped region (wuchang, jiangan) or a region .toml file.")]
 CacheOpt = Annotated[Optional[Path], typer.Option(help="Where prepared networks are cached (default $GEOPLAN_CACHE_DIR or ~/.cache/geoplan).")]
+FacilitiesOpt = Annotated[Optional[Path], typer.Option(help="Existing facilities: CSV or Excel (.xlsx/.xls) with lon/lat or 经度/纬度 columns, GeoJSON, GPKG or shapefile.")]
+SheetOpt = Annotated[Optional[str], typer.Option(help="Excel facility list: the sheet's name or number (default: the first sheet).")]
+CoordOpt = Annotated[str, typer.Option(help="Coordinates of the facility file: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")]
+DropOutsideOpt = Annotated[bool, typer.Option("--drop-outside", help="Leave out facilities outside the region instead of stopping.")]
 
 
 def _friendly_errors(command):
@@ -93,10 +97,10 @@ def regions() -> None:
 @_friendly_errors
 def coverage(
     region: RegionArg = "wuchang",
-    facilities: Annotated[Optional[Path], typer.Option(help="Existing facilities: CSV or Excel (.xlsx/.xls) with lon/lat or 经度/纬度 columns, GeoJSON, GPKG or shapefile.")] = None,
-    sheet: Annotated[Optional[str], typer.Option(help="Excel facility list: the sheet's name or number (default: the first sheet).")] = None,
-    coord_system: Annotated[str, typer.Option(help="Coordinates of the facility file: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")] = "wgs84",
-    drop_outside: Annotated[bool, typer.Option("--drop-outside", help="Leave out facilities outside the region instead of stopping.")] = False,
+    facilities: FacilitiesOpt = None,
+    sheet: SheetOpt = None,
+    coord_system: CoordOpt = "wgs84",
+    drop_outside: DropOutsideOpt = False,
     out: Annotated[Optional[Path], typer.Option(help="Folder for GeoJSON/GPKG layers and tables (default out/<region>).")] = None,
     map_path: Annotated[Optional[Path], typer.Option("--map", help="Where to write the web map (default maps/<region>_coverage.html).")] = None,
     basemap: Annotated[str, typer.Option(help="'none' (works offline) or 'osm' (OpenStreetMap tiles, needs internet).")] = "none",
@@ -130,10 +134,10 @@ def coverage(
 @_friendly_errors
 def recommend(
     region: RegionArg = "wuchang",
-    facilities: Annotated[Optional[Path], typer.Option(help="Existing facilities (count as already covering): CSV, Excel (.xlsx/.xls), GeoJSON, GPKG or Shapefile.")] = None,
-    sheet: Annotated[Optional[str], typer.Option(help="Excel facility list: the sheet's name or number (default: the first sheet).")] = None,
-    coord_system: Annotated[str, typer.Option(help="Coordinates of the facility file: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")] = "wgs84",
-    drop_outside: Annotated[bool, typer.Option("--drop-outside", help="Leave out facilities outside the region instead of stopping.")] = False,
+    facilities: FacilitiesOpt = None,
+    sheet: SheetOpt = None,
+    coord_system: CoordOpt = "wgs84",
+    drop_outside: DropOutsideOpt = False,
     model: Annotated[str, typer.Option(help="mclp (most people for N sites), target (fewest sites for --target %), pmedian (shortest walks), consolidate (close under-used sites).")] = "mclp",
     stations: Annotated[Optional[int], typer.Option(help="New community care stations to place (mclp, pmedian: default 5; target: a cap, default none; consolidate: new sites it may open, default 5).")] = None,
     canteens: Annotated[int, typer.Option(help="Plan elderly canteens too, at most this many new ones (every model; target and consolidate use the same --target/--min-catchment).")] = 0,

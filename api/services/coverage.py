@@ -16,6 +16,7 @@ import shapely
 
 from geoplan.analysis import CoverageReport
 from geoplan.errors import InputError
+from geoplan.reach import within_time
 
 from api.services.geojson import geometry_json, plain
 
@@ -86,7 +87,7 @@ class CoverageIndex:
         """An InputError that says what to ask instead, for a group or threshold this index cannot answer."""
         if group is not None and group not in self.groups:
             raise InputError(f"Unknown population group {group!r}; use one of {', '.join(self.groups)}.")
-        if threshold_min is not None and not 0 < threshold_min <= self.cutoff_min + 1e-9:
+        if threshold_min is not None and not (threshold_min > 0 and within_time(threshold_min * 60, self.cutoff_min * 60)):
             raise InputError(
                 f"threshold_min must be more than 0 and at most {self.cutoff_min:g} minutes "
                 f"(walks are computed up to {self.cutoff_min:g}); got {threshold_min:g}."
@@ -107,7 +108,7 @@ class CoverageIndex:
     def _summary_at(self, group: str, threshold_min: float) -> dict:
         people = self.people[group]
         total = float(people.sum())
-        covered = float(people[self.nearest_s <= threshold_min * 60 + 1e-9].sum())
+        covered = float(people[within_time(self.nearest_s, threshold_min * 60)].sum())
         unreachable = next((r["not_reachable_on_foot"] for r in self.summary_rows if r["group"] == group), None)
         label = next((r["label"] for r in self.summary_rows if r["group"] == group), group)
         return {
@@ -126,7 +127,7 @@ class CoverageIndex:
         if found is None:
             people = self.people[group]
             order = self.order[group]
-            mask = (self.nearest_s > threshold_min * 60 + 1e-9) & (people > 0)
+            mask = ~within_time(self.nearest_s, threshold_min * 60) & (people > 0)
             chosen = order[mask[order]]
             found = (chosen, np.ascontiguousarray(self.bounds[chosen]))
             if len(self._uncovered) < 64:

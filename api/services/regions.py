@@ -19,6 +19,7 @@ import shapely
 from geoplan.analysis import CoverageReport, analyse_coverage
 from geoplan.config import available_regions
 from geoplan.coords import normalize_coord_system, to_wgs84
+from geoplan.coverage import catchments
 from geoplan.errors import InputError
 from geoplan.isochrones import care_circles
 from geoplan.region import Region, load_region
@@ -107,12 +108,11 @@ class RegionService:
                     f"No walkable street within {region.config.analysis.max_access_m:g} m of the site, so it has no care circle. "
                     "Check the coordinates and their coordinate system (wgs84, gcj02 or bd09)."
                 )
-            times = reach.to_frame()
-            demand = region.demand
-            people = []
-            for row in circles.itertuples():
-                ids = times.loc[(times["site_id"] == row.site_id) & (times["time_s"] <= row.threshold_min * 60 + 1e-9), "demand_id"]
-                people.append({g: round(float(demand.loc[ids, g].sum()), 1) for g in region.groups})
+            within = {t: catchments(region.demand, reach, threshold_min=t) for t in set(circles["threshold_min"])}
+            people = [
+                {g: round(float(within[row.threshold_min].loc[row.site_id, g]), 1) for g in region.groups}
+                for row in circles.itertuples()
+            ]
             circles = circles.assign(people=people)
             return feature_collection(circles, properties=["site_id", "threshold_min", "area_km2", "people"],
                                       extra={"region": region.key})
