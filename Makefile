@@ -38,11 +38,13 @@ test: $(VENV)/.test browser
 test-fast: $(VENV)/.test
 	$(PY) -m pytest -q -m "not slow"
 
+# each bench writes bench/results/NAME.json with its goals passed or missed and exits 0; a smoke run: make bench BENCH_ARGS=--quick
 bench: $(VENV)/.bench
-	$(PY) bench/reach.py
-	$(PY) bench/cli.py
-	$(PY) bench/optimize.py
-	$(PY) bench/api.py
+	$(PY) bench/reach.py $(BENCH_ARGS)
+	$(PY) bench/isochrones.py
+	$(PY) bench/cli.py $(BENCH_ARGS)
+	$(PY) bench/optimize.py $(BENCH_ARGS)
+	$(PY) bench/api.py $(BENCH_ARGS)
 
 # Headless Chromium and CJK fonts for the map tests (Debian packages; the tests skip without them).
 browser:

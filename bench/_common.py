@@ -1,4 +1,11 @@
-"""Shared helpers for the benchmarks in ``bench/``: Wuchang inputs, timers, memory, environment.
+"""Shared harness for the benchmarks in ``bench/``: timing, goals, the machine record, Wuchang inputs.
+
+Every bench times geoplan and its baselines with :func:`measure` (same
+repeats on both sides; median, min and max), compares medians with
+:func:`speedup`, states its goals with :func:`goal`, starts its record with
+:func:`machine` (load average at start) and writes it with
+:func:`write_result`. Benches exit 0 and say in the JSON whether each goal
+passed.
 
 Run the benchmarks from the repository root (``python bench/reach.py``); the
 data paths below are relative to it.
@@ -14,7 +21,7 @@ import resource
 import sys
 import time
 import tracemalloc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
@@ -102,16 +109,77 @@ def build_wuchang(n_large_sites: int, seed: int, cache_dir: str = ".cache") -> I
     )
 
 
-def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float], Any]:
-    """Run ``fn`` ``repeat`` times; return the best wall time, all times and the last result."""
-    times = []
-    result = None
-    for _ in range(max(1, repeat)):
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock times of ``repeats`` calls of one function, and what the last call returned.
+
+    Every bench reports the same statistic for geoplan and for each baseline:
+    the median, with the min and max beside it; ratios are taken between medians.
+    """
+
+    times_s: tuple[float, ...]
+    warmup_times_s: tuple[float, ...] = ()
+    result: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def median_s(self) -> float:
+        return float(np.median(self.times_s))
+
+    @property
+    def min_s(self) -> float:
+        return float(min(self.times_s))
+
+    @property
+    def max_s(self) -> float:
+        return float(max(self.times_s))
+
+    @property
+    def repeats(self) -> int:
+        return len(self.times_s)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON record: median, min, max, repeats, the raw times and the warm-up calls' times (seconds)."""
+        return {
+            "statistic": "median",
+            "median_s": self.median_s,
+            "min_s": self.min_s,
+            "max_s": self.max_s,
+            "repeats": self.repeats,
+            "times_s": list(self.times_s),
+            "warmup_times_s": list(self.warmup_times_s),
+        }
+
+
+def measure(fn: Callable[[], Any], repeats: int, *, warmup: int = 0) -> Timing:
+    """Call ``fn`` ``warmup`` times, then ``repeats`` times (``gc.collect()`` before each), timing each call.
+
+    The warm-up calls (first-call costs: compilation, caches) are timed apart
+    and left out of the statistic. Returns a :class:`Timing` (median, min, max,
+    raw times) holding the last call's result.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+
+    def once():
         gc.collect()
         t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), times, result
+        out = fn()
+        return time.perf_counter() - t, out
+
+    result = None
+    warm, times = [], []
+    for _ in range(warmup):
+        seconds, result = once()
+        warm.append(seconds)
+    for _ in range(repeats):
+        seconds, result = once()
+        times.append(seconds)
+    return Timing(times_s=tuple(times), warmup_times_s=tuple(warm), result=result)
+
+
+def speedup(baseline: Timing, ours: Timing) -> float:
+    """How many times faster ``ours`` is than ``baseline``: the ratio of their medians."""
+    return baseline.median_s / ours.median_s
 
 
 def traced_peak_mib(fn: Callable[[], Any]) -> float:
@@ -148,18 +216,74 @@ def versions(*packages: str) -> dict[str, str | None]:
     return found
 
 
-def machine() -> dict[str, Any]:
+def machine(*packages: str) -> dict[str, Any]:
+    """The machine at the start of a bench: load average, CPUs, platform and package versions.
+
+    Call it first thing in ``main()``: ``loadavg_start`` is the 1/5/15-minute
+    load before the bench adds its own; :func:`write_result` adds ``loadavg_end``.
+    On a machine whose 1-minute load per usable CPU is above 0.5, timings are
+    noisy and ratios less trustworthy; ``loaded_at_start`` says so.
+    """
+    load = os.getloadavg()
     try:
-        affinity = len(os.sched_getaffinity(0))
+        usable = len(os.sched_getaffinity(0))
     except AttributeError:
-        affinity = None
+        usable = os.cpu_count()
     return {
+        "loadavg_start": list(load),
+        "load_per_cpu_start": load[0] / max(1, usable or 1),
+        "loaded_at_start": load[0] / max(1, usable or 1) > 0.5,
         "cpu_count": os.cpu_count(),
-        "cpus_usable": affinity,
+        "cpus_usable": usable,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "python_implementation": platform.python_implementation(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": versions("geoplan", "numpy", *packages),
     }
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": lambda v, t: v >= t,
+    ">": lambda v, t: v > t,
+    "<=": lambda v, t: v <= t,
+    "<": lambda v, t: v < t,
+    "==": lambda v, t: v == t,
+}
+
+
+def goal(name: str, value: Any, target: Any, *, op: str = ">=", note: str | None = None) -> dict[str, Any]:
+    """One goal of a bench: ``{"name", "target", "op", "value", "passed"}``.
+
+    ``passed`` is ``value op target``; a value that was not measured (None) does not pass.
+    """
+    passed = False if value is None else bool(_OPS[op](value, target))
+    record = {"name": name, "target": target, "op": op, "value": value, "passed": passed}
+    if note:
+        record["note"] = note
+    return record
+
+
+def write_result(name: str, data: dict[str, Any]) -> Path:
+    """Write ``bench/results/NAME.json`` and print the goals; return the path.
+
+    ``data`` must hold ``goals`` (a list of :func:`goal` records) and ``machine``
+    (from :func:`machine`); ``goals_passed`` (all of them) and the load average
+    at the end are added. Benches exit 0 whether or not their goals pass: the
+    pass/fail is in the file, so ``make bench`` completes on a loaded machine.
+    """
+    goals = data.get("goals")
+    if not isinstance(goals, list) or "machine" not in data:
+        raise ValueError("write_result needs data['goals'] (a list of goal() records) and data['machine'] (machine())")
+    data = {"bench": name, "goals_passed": all(g["passed"] for g in goals), **data}
+    data["machine"] = {**data["machine"], "loadavg_end": list(os.getloadavg())}
+    path = RESULTS / f"{name}.json"
+    write_json(path, data)
+    for g in goals:
+        print(f"goal {g['name']}: {g['value']!r} {g['op']} {g['target']!r} -> {'passed' if g['passed'] else 'MISSED'}")
+    load = data["machine"]["loadavg_start"]
+    print(f"load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {data['machine']['cpus_usable']} CPUs; wrote {path}")
+    return path
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -168,6 +292,8 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 def _jsonable(value):
+    if isinstance(value, Timing):
+        return value.as_dict()
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -2,8 +2,9 @@
 
 Run from the repository root::
 
-    python bench/reach.py                 # default: 124 community sites + 2,000 sampled network nodes
-    python bench/reach.py --repeat 50 --sites 5000
+    python bench/reach.py                 # default: 124 community sites + 2,000 sampled network nodes, 10 repeats
+    python bench/reach.py --quick         # smoke run: 3 repeats, 300 sampled nodes
+    python bench/reach.py --repeat 20 --sites 5000
     python bench/reach.py --cold-numba    # measure numba's compile on the first call (empty cache)
 
 The three engines answer the same question on the same graph: for every site,
@@ -18,7 +19,12 @@ access walk (see :func:`geoplan.reach.reference_graph`).
 * pandana: ``pandana.Network`` (contraction hierarchy) built from ``G``, then
   ``Network.nodes_in_range(site_nodes, cutoff)``, keeping the demand nodes.
 
-Writes ``bench/results/reach.json`` and prints a table.
+Every engine gets one warm-up call and then the same ``--repeat`` timed calls
+on each site set; the figures are the median (with min and max) and the
+speedups are ratios of medians. Goals (community sites): 50x networkx, 10x
+pandana, and the same pairs and times as networkx (pandana within its
+rounding). Writes ``bench/results/reach.json`` and prints a table; exits 0
+whether or not the goals pass.
 """
 
 from __future__ import annotations
@@ -40,17 +46,16 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, best_of, build_wuchang, machine, max_rss_mib, traced_peak_mib, versions, write_json  # noqa: E402
+from _common import build_wuchang, goal, machine, max_rss_mib, measure, speedup, traced_peak_mib, write_result  # noqa: E402
 
 EXACT_TOL_S = 1e-6
 GOALS = {"speedup_vs_networkx": 50.0, "speedup_vs_pandana": 10.0}
+QUICK = {"repeat": 3, "sites": 300}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=20, help="geoplan timed repeats after the warm-up call (best is kept)")
-    parser.add_argument("--baseline-repeat", type=int, default=10, help="networkx/pandana query repeats on the community sites")
-    parser.add_argument("--large-baseline-repeat", type=int, default=3, help="networkx/pandana query repeats on the large site set")
+    parser.add_argument("--repeat", type=int, default=10, help="timed calls per engine and site set, after one warm-up call (the median is reported)")
     parser.add_argument("--sites", type=int, default=2000, help="size of the large site set (network nodes inside Wuchang; 0 to skip)")
     parser.add_argument("--seed", type=int, default=20240601, help="RNG seed for the large site set")
     parser.add_argument("--cutoff", type=float, default=900.0, help="walking-time cutoff in seconds")
@@ -60,8 +65,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--cold-numba", action="store_true", help="use an empty numba cache so the first call includes compilation")
     parser.add_argument("--no-pandana", action="store_true", help="skip pandana")
-    parser.add_argument("--out", type=Path, default=RESULTS / "reach.json")
-    return parser.parse_args(argv)
+    parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK['repeat']} repeats, {QUICK['sites']} sampled nodes")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat, args.sites = QUICK["repeat"], min(args.sites, QUICK["sites"])
+    return args
 
 
 # --------------------------------------------------------------------------- engines
@@ -204,7 +212,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, cutoff: float, tol: float) -> dict
 
 
 def profile_geoplan(router, site_snap, cutoff: float, repeat: int) -> dict:
-    """Where a query's time goes: cProfile, and the numba kernel timed alone on the same arguments."""
+    """Where a query's time goes: cProfile, and the numba kernel timed alone on the same arguments (medians)."""
     from geoplan._dijkstra import reach_batch
 
     profiler = cProfile.Profile()
@@ -225,7 +233,8 @@ def profile_geoplan(router, site_snap, cutoff: float, repeat: int) -> dict:
     try:
         from geoplan.reach import _snapped
 
-        steps["select_snap_columns_s"], _, snap = best_of(lambda: _snapped(router.network, site_snap, router.max_access_m), repeat)
+        timing = measure(lambda: _snapped(router.network, site_snap, router.max_access_m), repeat)
+        steps["select_snap_columns"], snap = timing, timing.result
 
         def prepare():
             site_ok = np.flatnonzero(snap["edge_id"].to_numpy() >= 0)
@@ -233,7 +242,8 @@ def profile_geoplan(router, site_snap, cutoff: float, repeat: int) -> dict:
             a, b = router.chains.chain_start[edge], router.chains.chain_end[edge]
             return site_ok, (a, at + access, b, router.chains.chain_time_s[edge] - at + access, edge, at, access)
 
-        steps["site_preparation_s"], _, (site_ok, args) = best_of(prepare, repeat)
+        timing = measure(prepare, repeat)
+        steps["site_preparation"], (site_ok, args) = timing, timing.result
         g = router.graph
 
         def kernel():
@@ -244,17 +254,18 @@ def profile_geoplan(router, site_snap, cutoff: float, repeat: int) -> dict:
                 len(router._demand_ok), float(cutoff),
             )
 
-        steps["kernel_single_thread_s"], _, out = best_of(kernel, repeat)
-        kernel_pairs = int(len(out[0]))
+        steps["kernel_single_thread"] = timing = measure(kernel, repeat, warmup=1)
+        kernel_pairs = int(len(timing.result[0]))
 
     except Exception as exc:  # the private layout changed: say so rather than fail the benchmark
         steps["error"] = repr(exc)
+    kernel = steps.get("kernel_single_thread")
     return {
         "cprofile_total_s": total,
         "cprofile_top_by_tottime": top,
-        "kernel_alone_single_thread_s": steps.get("kernel_single_thread_s"),
+        "kernel_alone_single_thread_median_s": None if kernel is None else kernel.median_s,
         "kernel_pairs": kernel_pairs,
-        "steps_best_s": steps,
+        "steps": {k: (v.as_dict() if hasattr(v, "as_dict") else v) for k, v in steps.items()},
     }
 
 
@@ -263,12 +274,12 @@ def profile_geoplan(router, site_snap, cutoff: float, repeat: int) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    record = machine("numba", "networkx", "pandana", "scipy", "pandas", "geopandas", "shapely", "osmnx")
     if args.cold_numba:
         os.environ["NUMBA_CACHE_DIR"] = cold_cache = tempfile.mkdtemp(prefix="numba-cold-")
         atexit.register(shutil.rmtree, cold_cache, ignore_errors=True)
     started = time.perf_counter()
     rss = {"start_mib": max_rss_mib()}
-    load_before = os.getloadavg()
 
     import geoplan._dijkstra  # noqa: F401  (import before timing; compiles lazily on first call)
     from geoplan.reach import Router, reference_graph
@@ -281,8 +292,6 @@ def main(argv=None) -> dict:
     except ImportError as exc:
         have_pandana, pandana_error = False, repr(exc)
 
-    numba_cache = None
-
     print("building Wuchang inputs ...", flush=True)
     inputs = build_wuchang(args.sites, args.seed)
     net, demand, ds = inputs.network, inputs.demand, inputs.demand_snap
@@ -290,56 +299,48 @@ def main(argv=None) -> dict:
     sets = {"community": inputs.site_sets["community"]}
     if args.sites > 0:
         sets["nodes_sample"] = inputs.site_sets["nodes_sample"]
+    repeat, cutoff = args.repeat, args.cutoff
 
-    # ---- geoplan: preparation, first call (compile), best-of queries
+    # ---- geoplan: preparation (first call apart), then per site set one warm-up call and `repeat` timed calls
     t = time.perf_counter()
     router = Router(net, ds)
     router_first = time.perf_counter() - t
-    router_best, _, _ = best_of(lambda: Router(net, ds), args.repeat)
-    cutoff = args.cutoff
+    router_prepare = measure(lambda: Router(net, ds), repeat)
 
     results: dict[str, dict] = {}
     frames: dict[str, dict[str, pd.DataFrame]] = {}
-    first_call = None
+    numba_cache = None
     for name, (sites, ss) in sets.items():
         print(f"[{name}] geoplan ...", flush=True)
-        t = time.perf_counter()
-        router.travel_times(ss, cutoff_s=cutoff)  # warm-up (the very first one also compiles / loads the cache)
-        warm = time.perf_counter() - t
-        if first_call is None:
-            first_call = warm
+        timing = measure(lambda: router.travel_times(ss, cutoff_s=cutoff), repeat, warmup=1)
+        if numba_cache is None:  # the very first warm-up call also compiled reach_batch or loaded it from the cache
             stats = geoplan._dijkstra.reach_batch.stats
             numba_cache = {"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}
-        best, times, matrix = best_of(lambda: router.travel_times(ss, cutoff_s=cutoff), args.repeat)
+        matrix = timing.result
         frames[name] = {"geoplan": geoplan_frame(matrix)}
+        snapped = int((ss["edge_id"] >= 0).sum())
         results[name] = {
             "sites": len(sites),
-            "sites_snapped": int((ss["edge_id"] >= 0).sum()),
-            "geoplan": {
-                "warmup_call_s": warm,
-                "query_best_s": best,
-                "query_median_s": float(np.median(times)),
-                "repeats": len(times),
-                "threads": max(1, min(os.cpu_count() or 1, int((ss["edge_id"] >= 0).sum()) // 256)),
-                "pairs": int(matrix.times_s.nnz),
-            },
+            "sites_snapped": snapped,
+            "geoplan": {**timing.as_dict(), "threads": max(1, min(os.cpu_count() or 1, snapped // 256)), "pairs": int(matrix.times_s.nnz)},
         }
+        results[name]["_timing"] = {"geoplan": timing}
     rss["after_geoplan_mib"] = max_rss_mib()
 
-    # ---- networkx and pandana on the reference graph of each site set
+    # ---- networkx and pandana on the reference graph of each site set, same warm-up and repeats
     for name, (sites, ss) in sets.items():
         res = results[name]
+        timings = res.pop("_timing")
         site_ids = ss.index[ss["edge_id"] >= 0].to_numpy()
-        repeat = args.baseline_repeat if name == "community" else args.large_baseline_repeat
         print(f"[{name}] reference graph ...", flush=True)
         t = time.perf_counter()
         G = reference_graph(net, {"d": ds, "s": ss})
         res["reference_graph"] = {"build_s": time.perf_counter() - t, "nodes": G.number_of_nodes(), "edges": G.number_of_edges()}
 
         print(f"[{name}] networkx ...", flush=True)
-        best, times, raw = best_of(lambda: networkx_reach(G, site_ids, cutoff), repeat)
-        frames[name]["networkx"] = networkx_frame(raw)
-        res["networkx"] = {"query_best_s": best, "repeats": len(times), "threads": 1, "pairs": len(raw[0])}
+        timings["networkx"] = timing = measure(lambda: networkx_reach(G, site_ids, cutoff), repeat, warmup=1)
+        frames[name]["networkx"] = networkx_frame(timing.result)
+        res["networkx"] = {**timing.as_dict(), "threads": 1, "pairs": len(timing.result[0])}
 
         if have_pandana:
             print(f"[{name}] pandana ...", flush=True)
@@ -350,19 +351,17 @@ def main(argv=None) -> dict:
                 t = time.perf_counter()
                 pnet = tables.build()
                 construct_s = time.perf_counter() - t
-            pandana_reach(pnet, tables, site_ids[:5], cutoff)  # warm-up
-            best, times, frame = best_of(lambda: pandana_reach(pnet, tables, site_ids, cutoff), repeat)
-            core_best, _, _ = best_of(lambda: pandana_core(pnet, tables, site_ids, cutoff), repeat)
-            frames[name]["pandana"] = frame
+            timings["pandana"] = timing = measure(lambda: pandana_reach(pnet, tables, site_ids, cutoff), repeat, warmup=1)
+            timings["pandana_core"] = core = measure(lambda: pandana_core(pnet, tables, site_ids, cutoff), repeat, warmup=1)
+            frames[name]["pandana"] = timing.result
             res["pandana"] = {
+                **timing.as_dict(),
                 "tables_from_G_s": tables_s,
                 "construction_s": construct_s,
-                "query_best_s": best,
-                "query_core_cpp_best_s": core_best,
-                "repeats": len(times),
                 "threads": "OpenMP (all cores)",
-                "pairs": len(frame),
+                "pairs": len(timing.result),
             }
+            res["pandana_core_cpp"] = {**core.as_dict(), "threads": "OpenMP (all cores)"}
         rss[f"after_baselines_{name}_mib"] = max_rss_mib()
 
         # memory: one more call of each under tracemalloc (Python heap + numpy buffers only)
@@ -389,36 +388,48 @@ def main(argv=None) -> dict:
             checks["geoplan_vs_networkx"]["exact"] and (not have_pandana or checks["geoplan_vs_pandana"]["agree_within_tolerance"])
         )
 
-        g = res["geoplan"]["query_best_s"]
-        res["speedup_vs_networkx"] = res["networkx"]["query_best_s"] / g
-        res["speedup_vs_pandana"] = res["pandana"]["query_best_s"] / g if have_pandana else None
-        res["speedup_vs_pandana_core"] = res["pandana"]["query_core_cpp_best_s"] / g if have_pandana else None
-        prof = res["profile_geoplan"] = profile_geoplan(router, ss, cutoff, args.repeat)
-        kernel = prof["kernel_alone_single_thread_s"]
+        ours = timings["geoplan"]
+        res["speedup_vs_networkx"] = speedup(timings["networkx"], ours)
+        res["speedup_vs_pandana"] = speedup(timings["pandana"], ours) if have_pandana else None
+        res["speedup_vs_pandana_core"] = speedup(timings["pandana_core"], ours) if have_pandana else None
+        prof = res["profile_geoplan"] = profile_geoplan(router, ss, cutoff, repeat)
+        kernel = prof["kernel_alone_single_thread_median_s"]
         if kernel is not None:
-            prof["kernel_share_of_query"] = kernel / g if res["geoplan"]["threads"] == 1 else None
-            prof["outside_kernel_s"] = g - kernel if res["geoplan"]["threads"] == 1 else None
-            prof["speedup_vs_networkx_kernel_only"] = res["networkx"]["query_best_s"] / kernel
-            if res["geoplan"]["threads"] > 1:
+            one_thread = res["geoplan"]["threads"] == 1
+            prof["kernel_share_of_query"] = kernel / ours.median_s if one_thread else None
+            prof["outside_kernel_s"] = ours.median_s - kernel if one_thread else None
+            prof["speedup_vs_networkx_kernel_only"] = timings["networkx"].median_s / kernel
+            if not one_thread:
                 prof["note"] = "the query ran on several threads; the kernel was timed on one, so shares are not given"
         del G
         if have_pandana:
             del pnet, tables
 
     default = results["community"]
+    goals = [
+        goal("speedup_vs_networkx", default["speedup_vs_networkx"], GOALS["speedup_vs_networkx"],
+             note="community sites; ratio of medians, networkx / geoplan"),
+        goal("speedup_vs_pandana", default["speedup_vs_pandana"], GOALS["speedup_vs_pandana"],
+             note="community sites; ratio of medians, pandana nodes_in_range / geoplan" + ("" if have_pandana else f"; pandana not run: {pandana_error}")),
+        goal("results_identical", bool(all(r["results_identical"] for r in results.values())), True, op="==",
+             note="every site set: the same pairs and times as networkx (1e-6 s), pandana within --pandana-tol"),
+    ]
     payload = {
         "benchmark": "reach: walking times sites -> demand points within the cutoff, Wuchang district (Wuhan)",
+        "goals": goals,
         "speedup_vs_networkx": default["speedup_vs_networkx"],
         "speedup_vs_pandana": default["speedup_vs_pandana"],
-        "results_identical": bool(all(r["results_identical"] for r in results.values())),
-        "goals": {k: {"target": v, "met": None if default[k] is None else bool(default[k] >= v)} for k, v in GOALS.items()},
+        "results_identical": goals[2]["value"],
+        "statistic": (
+            f"every engine: one warm-up call, then {repeat} timed calls per site set; median (min, max) reported, "
+            "speedups are ratios of medians"
+        ),
         "cutoff_s": cutoff,
         "site_set_default": "community",
         "timings_note": (
-            "query times are wall-clock best of N after a warm-up call; geoplan's Router preparation, the reference "
-            "graph and pandana's construction (contraction hierarchy) are reported apart and not in the ratios. "
-            "speedup_vs_pandana uses Network.nodes_in_range as documented (C++ range queries + its Python "
-            "post-processing); speedup_vs_pandana_core uses the C++ call alone."
+            "geoplan's Router preparation, the reference graph and pandana's construction (contraction hierarchy) "
+            "are reported apart and not in the ratios. speedup_vs_pandana uses Network.nodes_in_range as documented "
+            "(C++ range queries + its Python post-processing); speedup_vs_pandana_core uses the C++ call alone."
         ),
         "pandana_precision_note": (
             "pandana's C++ graph stores each edge weight as unsigned integer milliseconds (weight*1000 truncated) and "
@@ -427,8 +438,8 @@ def main(argv=None) -> dict:
         ),
         "geoplan": {
             "router_prepare_first_s": router_first,
-            "router_prepare_best_s": router_best,
-            "first_call_s": first_call,
+            "router_prepare": router_prepare.as_dict(),
+            "first_call_s": results["community"]["geoplan"]["warmup_times_s"][0],
             "first_call_includes": (
                 "loading reach_batch from numba's on-disk cache" if numba_cache and numba_cache["hits"] and not numba_cache["misses"]
                 else "numba compilation of reach_batch (no valid cache" + (", --cold-numba)" if args.cold_numba else ")")
@@ -458,36 +469,40 @@ def main(argv=None) -> dict:
             "note": "ru_maxrss is the process peak so far (monotone), snapshotted after each phase; tracemalloc peaks "
             "(per site set) see Python/numpy allocations only, not numba-runtime or C++ (pandana) allocations.",
         },
-        "versions": versions("numpy", "numba", "networkx", "pandana", "scipy", "pandas", "geopandas", "shapely", "osmnx"),
-        "machine": {**machine(), "loadavg_1_5_15_before": load_before, "loadavg_1_5_15_after": os.getloadavg()},
+        "machine": record,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "total_runtime_s": None,
+        "total_runtime_s": time.perf_counter() - started,
     }
-    payload["total_runtime_s"] = time.perf_counter() - started
-    write_json(args.out, payload)
     print_table(payload, results)
-    print(f"\nwrote {args.out}")
+    write_result("reach", payload)
     return payload
 
 
 def print_table(payload: dict, results: dict) -> None:
-    def ms(x):
-        return "—" if x is None else f"{1000 * x:9.1f}"
+    def ms(t):
+        return "—" if not t else f"{1000 * t['median_s']:.1f} [{1000 * t['min_s']:.1f}-{1000 * t['max_s']:.1f}]"
 
     def ratio(x):
-        return "—" if x is None else f"{x:8.1f}x"
+        return "—" if x is None else f"{x:.1f}x"
 
     g = payload["geoplan"]
     print()
-    print(f"geoplan Router prepare: {1000 * g['router_prepare_best_s']:.1f} ms   first call: {1000 * g['first_call_s']:.0f} ms ({g['first_call_includes']})")
-    header = f"{'site set':<14}{'sites':>6}{'pairs':>9} | {'geoplan ms':>10}{'networkx ms':>12}{'pandana ms':>11}{'(core ms)':>10} | {'vs nx':>9}{'vs pandana':>11} | {'identical':>9}"
+    print(
+        f"geoplan Router prepare: median {1000 * g['router_prepare']['median_s']:.1f} ms   "
+        f"first call: {1000 * g['first_call_s']:.0f} ms ({g['first_call_includes']})"
+    )
+    print(f"query ms, median [min-max] of {payload['args']['repeat']} after one warm-up; speedups from medians")
+    header = (
+        f"{'site set':<13}{'sites':>6}{'pairs':>8} | {'geoplan':>20}{'networkx':>24}{'pandana':>24}{'(core)':>22} | "
+        f"{'vs nx':>8}{'vs pd':>8}{'vs core':>8} | identical"
+    )
     print(header)
     print("-" * len(header))
     for name, r in results.items():
-        p = r.get("pandana") or {}
         print(
-            f"{name:<14}{r['sites']:>6}{r['geoplan']['pairs']:>9} | {ms(r['geoplan']['query_best_s']):>10}{ms(r['networkx']['query_best_s']):>12}"
-            f"{ms(p.get('query_best_s')):>11}{ms(p.get('query_core_cpp_best_s')):>10} | {ratio(r['speedup_vs_networkx']):>9}{ratio(r['speedup_vs_pandana']):>11} | {str(r['results_identical']):>9}"
+            f"{name:<13}{r['sites']:>6}{r['geoplan']['pairs']:>8} | {ms(r['geoplan']):>20}{ms(r['networkx']):>24}"
+            f"{ms(r.get('pandana')):>24}{ms(r.get('pandana_core_cpp')):>22} | {ratio(r['speedup_vs_networkx']):>8}"
+            f"{ratio(r['speedup_vs_pandana']):>8}{ratio(r['speedup_vs_pandana_core']):>8} | {r['results_identical']}"
         )
     for name, r in results.items():
         extra = []
@@ -499,21 +514,16 @@ def print_table(payload: dict, results: dict) -> None:
                 f"{key}: pairs {c['pairs_a']}/{c['pairs_b']} (only-a {c['only_in_a']}, only-b {c['only_in_b']}), max |dt| {c['max_abs_diff_s']:.2e} s"
             )
         prof = r["profile_geoplan"]
-        if prof.get("kernel_alone_single_thread_s") is not None:
-            steps = ", ".join(f"{k.removesuffix('_s')} {1000 * v:.2f}" for k, v in prof["steps_best_s"].items() if isinstance(v, float))
+        if prof.get("kernel_alone_single_thread_median_s") is not None:
+            steps = ", ".join(f"{k} {1000 * v['median_s']:.2f}" for k, v in prof["steps"].items() if isinstance(v, dict))
             extra.append(
-                f"geoplan query {1000 * r['geoplan']['query_best_s']:.2f} ms on {r['geoplan']['threads']} thread(s); steps (ms): {steps}; "
+                f"geoplan query {1000 * r['geoplan']['median_s']:.2f} ms on {r['geoplan']['threads']} thread(s); step medians (ms): {steps}; "
                 f"networkx / kernel alone = {prof['speedup_vs_networkx_kernel_only']:.1f}x"
             )
         print(f"[{name}] " + "; ".join(extra[:2]))
         for line in extra[2:]:
             print(f"    {line}")
-    goals = payload["goals"]
-    print(
-        "goals (community sites): "
-        + ", ".join(f"{k} >= {v['target']:.0f}: {'n/a' if v['met'] is None else 'met' if v['met'] else 'MISSED'}" for k, v in goals.items())
-        + f"; results_identical: {payload['results_identical']}; total {payload['total_runtime_s']:.0f} s"
-    )
+    print(f"total {payload['total_runtime_s']:.0f} s")
 
 
 if __name__ == "__main__":
