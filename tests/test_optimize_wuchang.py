@@ -138,6 +138,10 @@ def test_recommend_with_existing_facilities(wuchang):
     with pytest.raises(TargetUnreachable, match=rf"at most {best['covered_pct']:.1f} % \({best['covered']:,.0f} of") as caught:
         recommend(region, KindSpec(target_pct=80), ModelOptions("target"))
     assert caught.value.best_people == pytest.approx(best["covered"])
+    # and it carries the plan with the fewest sites reaching that best share
+    best_plan = caught.value.plan
+    assert best_plan is not None
+    assert best_plan.coverage.loc[("station", "pop_60", 15.0), "after"] == pytest.approx(best["covered"])
 
 
 def test_pmedian_refuses_a_reach_shorter_than_its_cutoff(wuchang):

@@ -100,7 +100,8 @@ def recommend(
     ...
     geoplan.optimize.errors.TargetUnreachable: The target of 80 % of pop_60 within 15 min for stations cannot be reached: with every candidate and existing site open, at most 74.8 % (172,783 of 231,028) are within reach. ...
     """
-    problem = prepare(region, kinds, options, weights=weights, candidates=candidates, facilities=facilities, costs=costs, reach=reach)
+    problem = prepare(region, kinds, options, weights=weights, candidates=candidates, facilities=facilities, costs=costs,
+                      reach=reach, check_targets=False)  # a target out of reach is told by plan_problem, with the best plan
     return plan_problem(problem, options, solver, region_key=region.key, crs=region.crs,
                         demand_cells=_cells(region), thresholds_min=region.thresholds_min)
 
@@ -131,13 +132,15 @@ def prepare(
     facilities=None,
     costs=None,
     reach: ReachMatrix | None = None,
+    check_targets: bool = True,
 ) -> Problem:
     """The checked :class:`~geoplan.optimize.problem.Problem` of a request, before any solve.
 
     Refuses what cannot be solved (options the model does not use, p beyond
-    the candidates, a reach matrix that is too short) and a coverage target
-    beyond every candidate's reach (:class:`TargetUnreachable`), so a service
-    can answer at once instead of failing a job later.
+    the candidates, a reach matrix that is too short) and, with
+    ``check_targets``, a coverage target beyond every candidate's reach
+    (:class:`TargetUnreachable`), so a service can answer at once instead of
+    failing a job later.
     """
     specs = kind_specs(kinds)
     options.check_kinds(specs)
@@ -147,7 +150,7 @@ def prepare(
     problem = build_problem(region, specs=specs, weights=weights, candidates=candidates, facilities=facilities, costs=costs,
                             reach=reach, cutoff_min=cutoff_min)
     check_request(problem, options)
-    if options.model == "target":
+    if options.model == "target" and check_targets:
         for spec in problem.specs:
             total = float(problem.people[spec.target_group].sum())
             best = max_achievable(problem, spec)
