@@ -136,7 +136,10 @@ def analyse_coverage(
     if "unit_id" in demand and region.communities is not None:
         units = by_unit(demand, reach, threshold_min=top, sites=sites, communities=region.communities)
     gap_cells = gaps(demand, reach, threshold_min=top, group=gap_group if gap_group in demand else region.groups[0])
-    circles = care_circles(region.network, sites, thresholds_min=thresholds) if with_circles and len(sites) else None
+    circles = None
+    if with_circles and len(sites):  # drawn from the same walking times as the counts: the people inside are the covered
+        circles = care_circles(region.network, sites, demand=demand, reach=reach, thresholds_min=thresholds,
+                               max_access_m=region.config.analysis.max_access_m)
     return CoverageReport(
         region=region,
         sites=sites,

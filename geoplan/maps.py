@@ -11,9 +11,25 @@ is used, so with ``basemap="none"`` (the default) the page makes no network
 request at all: it opens offline, on an intranet, from ``file://`` and inside an
 iframe of a planning-review document.
 
+A map of three of Wuchang's candidate sites (``wuchang`` is
+``geoplan.load_region("wuchang")``), saved in a temporary folder: the page
+quotes the report's headline figure and loads no script or stylesheet from
+the web:
+
+    >>> import re, tempfile
+    >>> from pathlib import Path
+    >>> from geoplan import analyse_coverage
     >>> from geoplan.maps import coverage_map, save_map
-    >>> m = coverage_map(report)                          # doctest: +SKIP
-    >>> save_map(m, "out/wuchang_coverage.html")          # doctest: +SKIP
+    >>> report = analyse_coverage(wuchang, wuchang.candidates.loc[["c572", "c542", "c483"]])
+    >>> round(report.summary.loc[("pop_60", 15), "covered"])
+    18847
+    >>> m = coverage_map(report)
+    >>> out = tempfile.TemporaryDirectory()
+    >>> path = save_map(m, Path(out.name) / "wuchang_coverage.html")
+    >>> page = path.read_text(encoding="utf-8")
+    >>> "18,847" in page, re.findall(r"<(?:script|link) [^>]*(?:src|href)=", page)
+    (True, [])
+    >>> out.cleanup()
 """
 
 from __future__ import annotations
