@@ -44,13 +44,7 @@ def test_recovery_fails_running_jobs_and_requeues_queued_ones(tmp_path):
     runner.register("echo", lambda job: {"echo": job.params["n"]})
     assert runner.recover() == [running.id]
     runner.start()
-    import time
-
-    for _ in range(200):
-        if store.get_job(queued.id).status == "succeeded":
-            break
-        time.sleep(0.01)
-    runner.stop()
+    runner.stop(timeout_s=120)  # the stop marker queues behind the recovered job: the worker runs it first
     failed = store.get_job(running.id)
     assert failed.status == "failed" and failed.error["type"] == "interrupted" and "Submit it again" in failed.error["message"]
     assert store.get_job(queued.id).result == {"echo": 2}
@@ -62,13 +56,7 @@ def test_a_handler_crash_fails_the_job_without_details(tmp_path):
     runner.register("boom", lambda job: 1 / 0)
     runner.start()
     job = runner.submit("boom", {})
-    import time
-
-    for _ in range(200):
-        if store.get_job(job.id).status == "failed":
-            break
-        time.sleep(0.01)
-    runner.stop()
+    runner.stop(timeout_s=120)  # the stop marker queues behind the job: no polling, no race
     error = store.get_job(job.id).error
     assert error["type"] == "internal" and "reference" in error["message"] and "division" not in error["message"]
 
