@@ -85,6 +85,56 @@ class FacilitySource:
 
 
 @dataclass(frozen=True)
+class UnitsSource:
+    """Where the region's streets come from (see :mod:`geoplan.units`); none of the three: approximate zones.
+
+    ``streets_path``: a street polygon layer (``code_column``, ``name_column``,
+    ``layer``, ``where``); ``table_path``: a community -> street table (``sheet``)
+    joined to ``[communities]``; ``osm_path``: an OSM extract's ``admin_level``
+    boundaries. Zones: ``n_zones`` (default the district's street count in
+    ``street_list_path``, found by ``district_code``, else ``[census] code``), ``seed``.
+    """
+
+    streets_path: Path | None = None
+    code_column: str | None = None
+    name_column: str | None = None
+    layer: str | None = None
+    where: dict[str, Any] = field(default_factory=dict)
+    table_path: Path | None = None
+    sheet: str | int | None = None
+    osm_path: Path | None = None
+    admin_level: int | None = None
+    n_zones: int | None = None
+    seed: int = 0
+    district_code: str | None = None
+    street_list_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class RegisterSource:
+    """A community-level register of priority groups (see :mod:`geoplan.registers`)."""
+
+    path: Path
+    sheet: str | int | None = None
+    code_column: str | None = None
+    name_column: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    unmatched: str = "error"
+    by: str = "pop_60"
+
+
+@dataclass(frozen=True)
+class DemandPointsSource:
+    """Demand as points with counts (residential compounds 小区) instead of the raster (see :mod:`geoplan.registers`)."""
+
+    path: Path
+    coord_system: str = "wgs84"
+    cell_m: float = 50.0
+    columns: dict[str, str] = field(default_factory=dict)
+    sheet: str | int | None = None
+
+
+@dataclass(frozen=True)
 class AnalysisSettings:
     thresholds_min: tuple[int, ...] = (5, 10, 15)
     max_access_m: float = 500.0
@@ -98,11 +148,14 @@ class RegionConfig:
     region: RegionInfo
     boundary: LayerSource
     network: NetworkSource
-    population: PopulationSource
+    population: PopulationSource | None = None  # None only with [demand_points]
     census: CensusSource | None = None
     communities: CommunitySource | None = None
     facilities: FacilitySource | None = None
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    units: UnitsSource | None = None
+    registers: RegisterSource | None = None
+    demand_points: DemandPointsSource | None = None
 
     @property
     def key(self) -> str:
@@ -119,9 +172,12 @@ _SECTIONS = {
     "communities": CommunitySource,
     "facilities": FacilitySource,
     "analysis": AnalysisSettings,
+    "units": UnitsSource,
+    "registers": RegisterSource,
+    "demand_points": DemandPointsSource,
 }
 _REQUIRED_SECTIONS = ("region", "boundary", "network", "population")
-_PATH_KEYS = {"path"}
+_PATH_KEYS = {"path", "streets_path", "table_path", "osm_path", "street_list_path"}
 
 
 def available_regions(directory: Path = REGIONS_DIR) -> list[str]:
@@ -153,7 +209,7 @@ def load_config(name_or_path: str | Path = DEFAULT_REGION) -> RegionConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     _check_keys(raw, set(_SECTIONS), path, "the top level")
-    missing = [s for s in _REQUIRED_SECTIONS if s not in raw]
+    missing = [s for s in _REQUIRED_SECTIONS if s not in raw and not (s == "population" and "demand_points" in raw)]
     if missing:
         raise ConfigError(f"{path} lacks the section(s) {', '.join(f'[{s}]' for s in missing)}; see data/regions/wuchang.toml.")
     sections = {name: _section(cls, raw[name], path, name) for name, cls in _SECTIONS.items() if name in raw}
@@ -172,8 +228,9 @@ def check_files(config: RegionConfig, *, skip: tuple[str, ...] = ()) -> None:
     wanted = {
         "boundary": config.boundary.path,
         "network": config.network.path,
-        "population": config.population.path,
     }
+    if config.population is not None:
+        wanted["population"] = config.population.path
     census = config.census
     if census is not None and census.rescale and not census.totals and census.path is not None:
         wanted["census"] = census.path
@@ -181,7 +238,15 @@ def check_files(config: RegionConfig, *, skip: tuple[str, ...] = ()) -> None:
         wanted["communities"] = config.communities.path
     if config.facilities is not None:
         wanted["facilities"] = config.facilities.path
+    for section in ("registers", "demand_points"):
+        if getattr(config, section) is not None:
+            wanted[section] = getattr(config, section).path
     missing = [f"[{section}] path -> {path}" for section, path in wanted.items() if section not in skip and not path.exists()]
+    if config.units is not None and "units" not in skip:
+        for key in ("streets_path", "table_path", "osm_path", "street_list_path"):
+            path = getattr(config.units, key)
+            if path is not None and not path.exists():
+                missing.append(f"[units] {key} -> {path}")
     if missing:
         raise ConfigError(
             f"{config.source} names files that do not exist: {'; '.join(missing)}. Relative paths in a region config "
@@ -225,9 +290,52 @@ def _section(cls, values: Any, path: Path, name: str):
                 f"[census] max_factor in {path} must be a number >= 1 (e.g. 4, or inf to accept any factor), got {factor!r}."
             )
         converted["max_factor"] = float(factor)
+    if name == "units":
+        _check_units(converted, path)
+    if name in ("registers", "demand_points"):
+        _check_points_or_register(name, converted, path)
     if name in ("facilities",) and converted.get("path") is None:
         return None
     return cls(**converted)
+
+
+def _check_units(values: dict, path: Path) -> None:
+    """[units]: at most one street source, and only the keys that go with it."""
+    sources = [k for k in ("streets_path", "table_path", "osm_path") if values.get(k) is not None]
+    if len(sources) > 1:
+        raise ConfigError(f"[units] in {path} gives {' and '.join(sources)}; give one source of streets (or none, for approximate zones).")
+    source = sources[0] if sources else "zones"
+    belongs = {
+        "streets_path": {"code_column", "name_column", "layer", "where"},
+        "table_path": {"sheet"},
+        "osm_path": {"admin_level"},
+        "zones": {"n_zones", "seed"},
+    }
+    for key in set().union(*belongs.values()):
+        owner = next(o for o, keys in belongs.items() if key in keys)
+        if key in values and owner != source:
+            needs = "no streets_path, table_path or osm_path" if owner == "zones" else owner
+            raise ConfigError(f"[units] {key} in {path} goes with {needs}; it has {source if sources else 'none of them'}. Remove {key}.")
+    for key, low in (("n_zones", 1), ("admin_level", 1), ("seed", 0)):
+        value = values.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ConfigError(f"[units] {key} in {path} must be a whole number >= {low}, got {value!r}.")
+    if "district_code" in values:
+        values["district_code"] = str(values["district_code"])
+
+
+def _check_points_or_register(name: str, values: dict, path: Path) -> None:
+    columns = values.get("columns", {})
+    if not isinstance(columns, dict) or any(not str(k).startswith("pop_") or not isinstance(v, str) for k, v in columns.items()):
+        raise ConfigError(
+            f"[{name}] columns in {path} must map group names to column names, e.g. {{ pop_60 = \"60岁以上\" }}; got {columns!r}."
+        )
+    if name == "registers" and values.get("unmatched", "error") not in ("error", "warn"):
+        raise ConfigError(f"[registers] unmatched in {path} must be \"error\" or \"warn\", got {values['unmatched']!r}.")
+    if name == "demand_points":
+        cell = values.get("cell_m", 50.0)
+        if isinstance(cell, bool) or not isinstance(cell, (int, float)) or not cell > 0:
+            raise ConfigError(f"[demand_points] cell_m in {path} must be a positive number of metres, got {cell!r}.")
 
 
 def _path(value: Any, config_path: Path, section: str) -> Path:

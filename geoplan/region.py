@@ -7,6 +7,7 @@ import logging
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -15,11 +16,14 @@ import pandas as pd
 from geoplan import _files
 from geoplan.config import RegionConfig, check_files, load_config
 from geoplan.demand import census_totals_for, load_demand, population_columns
-from geoplan.errors import CRSMismatchError, EmptyDataError, InputError
+from geoplan.errors import ConfigError, CRSMismatchError, EmptyDataError, InputError
 from geoplan.network import DEFAULT_EXCLUDED_HIGHWAYS, WalkNetwork, load_network
 from geoplan.reach import ReachMatrix, Router
 from geoplan.sites import candidates_from_communities, candidates_from_network, empty_sites, load_facilities
 from geoplan.snapping import snap_to_network
+
+if TYPE_CHECKING:
+    from geoplan.units import PlanningUnits
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +40,9 @@ class Region:
     Attributes
     ----------
     demand
-        Populated raster cells indexed by ``demand_id``: people per group
-        (``pop_*``), where each joins the street network (``edge_id``,
+        Populated raster cells (or the ``[demand_points]``) indexed by
+        ``demand_id``: people per group (``pop_*``, with the ``[registers]``
+        groups), where each joins the street network (``edge_id``,
         ``access_m``...), its ``component`` (-1: no street within reach on foot)
         and its community ``unit_id`` (-1: in none).
     candidates, facilities
@@ -69,6 +74,18 @@ class Region:
     @property
     def thresholds_min(self) -> tuple[int, ...]:
         return tuple(self.config.analysis.thresholds_min)
+
+    @cached_property
+    def units(self) -> "PlanningUnits":
+        """The planning units: streets (or approximate zones) and communities (built on first use).
+
+        From the config's ``[units]``, else approximate zones from the community
+        units (:func:`geoplan.units.region_units`). Points in no unit are
+        :data:`geoplan.units.OUTSIDE`: ``region.units.locate(region.demand)``.
+        """
+        from geoplan.units import region_units
+
+        return region_units(self)
 
     @cached_property
     def router(self) -> Router:
@@ -124,9 +141,20 @@ def load_region(
         cache_dir=cache_dir,
     )
 
-    bands = config.population.bands or None
-    raw_demand = load_demand(config.population.path, boundary, crs=crs, **({"bands": bands} if bands else {}))
-    totals = _census_totals(config, population_columns(raw_demand))
+    if config.demand_points is not None:  # counted points (residential compounds) instead of the raster
+        from geoplan.demand import CENSUS_COLUMNS
+        from geoplan.registers import load_demand_points
+
+        points = config.demand_points
+        raw_demand = load_demand_points(
+            points.path, crs=crs, boundary=boundary, coord_system=points.coord_system, cell_m=points.cell_m,
+            columns=points.columns, sheet=points.sheet, outside="drop" if drop_outside else "error",
+        )
+        totals = _census_totals(config, [g for g in population_columns(raw_demand) if g in CENSUS_COLUMNS])
+    else:
+        bands = config.population.bands or None
+        raw_demand = load_demand(config.population.path, boundary, crs=crs, **({"bands": bands} if bands else {}))
+        totals = _census_totals(config, population_columns(raw_demand))
     demand = raw_demand
     factors: dict[str, float] = {}
     if totals:
@@ -153,6 +181,8 @@ def load_region(
     if config.communities is not None:
         communities = _load_communities(config, crs)
         demand["unit_id"] = _unit_of(demand, communities)
+    if config.registers is not None:
+        demand = _with_register(config, demand, communities)
 
     candidates = (
         candidates_from_communities(network, communities)
@@ -179,6 +209,23 @@ def load_region(
         facilities=existing,
         census_factors=factors,
     )
+
+
+def _with_register(config: RegionConfig, demand: gpd.GeoDataFrame, communities: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
+    """The demand with the ``[registers]`` counts spread over each community's cells (:mod:`geoplan.registers`)."""
+    from geoplan.registers import add_register, load_register
+    from geoplan.units import OUTSIDE, as_communities
+
+    if communities is None:
+        raise ConfigError(f"[registers] in {config.source} counts people per community, but the region has no [communities] layer to join them to.")
+    source = config.registers
+    counts = load_register(
+        source.path, as_communities(communities), sheet=source.sheet, code_column=source.code_column,
+        name_column=source.name_column, columns=source.columns, unmatched=source.unmatched,
+    )
+    unit = demand["unit_id"].to_numpy()
+    community_of = pd.Series(np.where(unit >= 0, unit.astype(str), OUTSIDE), index=demand.index)
+    return add_register(demand, counts, community_of, by=source.by, unmatched=source.unmatched)
 
 
 def _census_totals(config: RegionConfig, groups: list[str]) -> dict[str, float]:

@@ -23,7 +23,7 @@ from geoplan.coords import COORD_SYSTEMS, from_wgs84, normalize_coord_system, to
 from geoplan.errors import CRSMismatchError, EmptyDataError, InputError
 from geoplan.network import WalkNetwork
 from geoplan.snapping import point_on_streets_within
-from geoplan.tiers import KINDS
+from geoplan.tiers import ATTRIBUTES, KIND_NAMES, KINDS
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,28 @@ _LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度")
 _LAT_NAMES = ("lat", "latitude", "y", "纬度")
 _ID_NAMES = ("site_id", "id", "编号")
 _NAME_NAMES = ("name", "名称", "机构名称")
-_KIND_NAMES = ("kind", "type", "类型")
+_KIND_NAMES = ("kind", "tier", "type", "类型", "层级", "设施层级", "设施类型")
+#: Column names read as each of :data:`geoplan.tiers.ATTRIBUTES`, compared after :func:`_header_key`
+#: (full-width brackets made plain, case and spaces ignored, a unit in brackets dropped: 建筑面积（平方米） is 建筑面积).
+_ATTRIBUTE_NAMES: dict[str, tuple[str, ...]] = {
+    "floor_area_m2": ("floor_area_m2", "floor_area", "floor area", "建筑面积", "服务面积", "设施面积"),
+    "land_m2": ("land_m2", "land_area_m2", "land_area", "land", "用地面积", "占地面积"),
+    "beds": ("beds", "bed", "床位", "床位数", "总床位", "总床位数"),
+    "nursing_beds": ("nursing_beds", "nursing beds", "护理型床位", "护理型床位数", "护理床位", "护理床位数"),
+    "meals_per_day": ("meals_per_day", "meals", "日供餐能力", "供餐能力", "日供餐量", "日均供餐"),
+    "street_code": ("street_code", "街道代码", "乡镇代码", "街道(乡镇)代码", "街道乡镇代码", "街道编码"),
+    "community_code": ("community_code", "社区代码", "村代码", "社区(村)代码", "社区村代码", "社区编码"),
+}
+_CODE_ATTRIBUTES = ("street_code", "community_code")
+#: Tier names a list may use instead of geoplan's kinds (the Chinese names of :data:`geoplan.tiers.KIND_NAMES` too).
+_TIER_ALIASES: dict[str, str] = {
+    **{zh: kind for kind, (zh, _en) in KIND_NAMES.items()},
+    "养老服务站": "station", "社区养老服务站": "station", "日间照料站": "station", "社区日间照料站": "station",
+    "日间照料中心": "station", "老年食堂": "canteen", "助餐点": "canteen", "老年助餐点": "canteen",
+    "综合养老服务中心": "centre", "街道综合养老服务中心": "centre", "乡镇综合养老服务中心": "centre",
+    "街道居家养老服务中心": "centre", "区级养老服务中心": "district_centre", "区养老服务指导中心": "district_centre",
+    "养老院": "home", "敬老院": "home", "养老机构": "home", "nursing_home": "home",
+}
 #: How far outside the region (m) a facility may lie and still be a coordinate-system mix-up. Reading a list in
 #: the wrong one of WGS84/GCJ-02/BD-09 shifts a point by 0.1-0.7 km (GCJ-02; ~0.5 km in Wuhan) or up to ~1.3 km
 #: (BD-09 read as WGS84), so a facility inside the region lands at most that far outside; farther has another cause.
@@ -100,17 +121,17 @@ def load_facilities(
         raise InputError(f"sheet={sheet!r} chooses a sheet of an Excel workbook, but {path.name} is not one (.xlsx, .xls); leave it out.")
     label, sheet_name, file_crs = str(path), None, None
     if suffix in (".csv", ".txt"):
-        table, lon, lat = _coordinates(_read_csv(path), label)
+        table, lon, lat = lon_lat_columns(_read_csv(path), label)
     elif suffix in _files.EXCEL_SUFFIXES:
         rows, sheet_name = _read_excel(path, sheet)
         label = f"{path} (sheet {sheet_name!r})"
-        table, lon, lat = _coordinates(rows, label)
+        table, lon, lat = lon_lat_columns(rows, label)
     else:
         table, lon, lat, file_crs = _read_layer(path, coord_system)
 
     lon_lat = file_crs is None or file_crs.is_geographic
     if lon_lat:
-        _check_lon_lat(lon, lat, table.index.to_numpy(), label)
+        check_lon_lat(lon, lat, table.index.to_numpy(), label)
         lon, lat = to_wgs84(lon, lat, coord_system)
         geometry = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs=4326)
     else:
@@ -207,7 +228,7 @@ def _read_layer(path: Path, coord_system: str) -> tuple[pd.DataFrame, np.ndarray
                 f"{path} has no geometry and no longitude/latitude columns (it has {list(table.columns)}). "
                 "Give a layer of points, or a CSV/Excel list with lon/lat columns (e.g. '经度' and '纬度')."
             )
-        return (*_coordinates(table, str(path)), None)
+        return (*lon_lat_columns(table, str(path)), None)
     if layer.crs is None:
         raise CRSMismatchError(f"The facility layer {path} has no CRS; save it with one (EPSG:4326 for lon/lat).")
     if coord_system != "wgs84" and not layer.crs.is_geographic:
@@ -261,7 +282,7 @@ def _read_excel(path: Path, sheet: str | int | None) -> tuple[pd.DataFrame, str]
     return table.replace({None: np.nan}).infer_objects(), name
 
 
-def _coordinates(table: pd.DataFrame, label: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def lon_lat_columns(table: pd.DataFrame, label: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """The table without its lon/lat columns, and the longitudes and latitudes as floats (NaN where blank)."""
     lon_col = _find_column(table, _LON_NAMES)
     lat_col = _find_column(table, _LAT_NAMES)
@@ -297,7 +318,8 @@ def _clean_number(value):
     return value
 
 
-def _check_lon_lat(lon: np.ndarray, lat: np.ndarray, rows: np.ndarray, label: str) -> None:
+def check_lon_lat(lon: np.ndarray, lat: np.ndarray, rows: np.ndarray, label: str) -> None:
+    """An InputError naming the rows of ``label`` whose coordinates are blank, not numbers, or not lon/lat degrees."""
     bad = ~(np.isfinite(lon) & np.isfinite(lat))
     if bad.any():
         raise InputError(f"{label}: rows {_row_list(rows[bad])} have no usable longitude/latitude. Fill them in, or remove those rows.")
@@ -323,10 +345,13 @@ def _site_frame(table: pd.DataFrame, geometry: gpd.GeoSeries, *, kind: str, stat
         raise InputError(f"{path}: site ids repeat: {sorted(set(ids[ids.duplicated()]))[:10]}. Give each facility its own id.")
     name_col = _find_column(table, _NAME_NAMES)
     kind_col = _find_column(table, _KIND_NAMES)
-    kinds = table[kind_col].astype(str).str.lower() if kind_col else pd.Series(kind, index=table.index)
+    kinds = _tier_values(table[kind_col]) if kind_col else pd.Series(kind, index=table.index)
     unknown = sorted(set(kinds) - set(FACILITY_KINDS))
     if unknown:
-        raise InputError(f"{path}: unknown facility kinds {unknown}; use {', '.join(FACILITY_KINDS)}.")
+        raise InputError(
+            f"{path}: unknown facility kinds {unknown}; use {', '.join(FACILITY_KINDS)} (column {kind_col!r}; "
+            "Chinese tier names such as 社区养老服务站, 老年食堂, 综合养老服务中心, 养老院 are read too)."
+        )
     frame = gpd.GeoDataFrame(
         {
             "name": table[name_col].astype(str).to_numpy() if name_col else ids.to_numpy(),
@@ -342,7 +367,79 @@ def _site_frame(table: pd.DataFrame, geometry: gpd.GeoSeries, *, kind: str, stat
     for extra in ("unit_id",):
         if extra in table:
             frame[extra] = table[extra].to_numpy()
+    found = _attribute_columns(table)
+    for attribute, column in found.items():
+        if attribute in _CODE_ATTRIBUTES:
+            frame[attribute] = _code_column(table[column]).to_numpy()
+        else:
+            frame[attribute] = _number_column(table, column, path, rows)
+    frame.attrs["missing_attributes"] = [a for a in ATTRIBUTES if a not in found]
     return frame
+
+
+def missing_attributes(sites: pd.DataFrame) -> list[str]:
+    """The facility attributes (:data:`geoplan.tiers.ATTRIBUTES`) that ``sites`` has no column for, in that order.
+
+    A missing column is reported, never guessed: indicators that need it say
+    "no data". Blank cells of a present column stay NaN.
+
+    >>> import pandas as pd
+    >>> missing_attributes(pd.DataFrame({"beds": [10.0], "kind": ["home"]}))
+    ['floor_area_m2', 'land_m2', 'nursing_beds', 'meals_per_day', 'street_code', 'community_code']
+    """
+    return [a for a in ATTRIBUTES if a not in sites.columns]
+
+
+def _header_key(name) -> str:
+    """A column header as compared with the known names: NFKC, lower case, no spaces, a trailing (unit) dropped."""
+    text = unicodedata.normalize("NFKC", str(name)).strip().lower()
+    text = "".join(text.split())
+    while text.endswith(")") and "(" in text:
+        head = text[: text.rindex("(")]
+        if not head:
+            break
+        text = head
+    for unit in ("/m2", "/m²", "/㎡", "m2", "m²", "㎡", "(平方米)"):
+        if text.endswith(unit) and len(text) > len(unit) and not text.endswith("_m2"):
+            text = text[: -len(unit)]
+    return text
+
+
+def _attribute_columns(table: pd.DataFrame) -> dict[str, str]:
+    """Which column of ``table`` holds each known facility attribute (the first that matches)."""
+    keys = {}
+    for column in table.columns:
+        keys.setdefault(_header_key(column), column)
+    found = {}
+    for attribute, names in _ATTRIBUTE_NAMES.items():
+        for name in names:
+            column = keys.get(_header_key(name))
+            if column is not None and column not in found.values():
+                found[attribute] = column
+                break
+    return found
+
+
+def _code_column(values: pd.Series) -> pd.Series:
+    """Unit codes as text: 420106001 read as a number (420106001.0) is the code '420106001'; blanks stay None."""
+    def text(value):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return None
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        value = unicodedata.normalize("NFKC", str(value)).strip()
+        return value or None
+
+    return values.astype(object).map(text)
+
+
+def _tier_values(values: pd.Series) -> pd.Series:
+    """Kinds from a kind/tier column: geoplan's names in any case, or a Chinese tier name (养老院 -> home)."""
+    def kind(value) -> str:
+        text = unicodedata.normalize("NFKC", str(value)).strip()
+        return _TIER_ALIASES.get(text, _TIER_ALIASES.get(text.lower(), text.lower()))
+
+    return values.map(kind)
 
 
 def _number_column(table: pd.DataFrame, name: str, path: Path | str | None, rows: np.ndarray, default: float = np.nan) -> np.ndarray:
