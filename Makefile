@@ -44,6 +44,7 @@ bench: $(VENV)/.bench
 	$(PY) bench/isochrones.py
 	$(PY) bench/cli.py $(BENCH_ARGS)
 	$(PY) bench/optimize.py $(BENCH_ARGS)
+	$(PY) bench/targets.py $(BENCH_ARGS)
 	$(PY) bench/api.py $(BENCH_ARGS)
 
 # Headless Chromium and CJK fonts for the map tests (Debian packages; the tests skip without them).

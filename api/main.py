@@ -24,7 +24,7 @@ from geoplan.region import Region
 
 from api import errors
 from api.deps import Services
-from api.routers import coverage, facilities, jobs, maps, recommendations, regions, scenarios
+from api.routers import coverage, facilities, jobs, maps, recommendations, regions, scenarios, targets
 from api.services.coverage_service import CoverageService
 from api.services.facilities import FacilityService
 from api.services.jobs import JobRunner
@@ -33,6 +33,7 @@ from api.services.plans import Planner
 from api.services.recommendations import RecommendationService
 from api.services.regions import RegionService
 from api.services.scenario_service import ScenarioService
+from api.services.targets import TargetService
 from api.services.uploads import UploadService
 from api.settings import Settings, get_settings
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
             log.info("preloading %s", key)
             await run_in_threadpool(region_service.coverage, region_service.require(key))
         app.state.services = services
+        app.state.targets = TargetService(region_service, services.scenarios)
         # The prepared regions are millions of long-lived objects: move them out of the garbage
         # collector's generations, so that collections triggered by requests stay short.
         gc.collect()
@@ -90,7 +92,7 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
-    for module in (regions, coverage, facilities, scenarios, recommendations, jobs, maps):
+    for module in (regions, coverage, facilities, scenarios, recommendations, jobs, maps, targets):
         app.include_router(module.router)
 
     @app.get("/health", tags=["meta"], summary="Liveness, and which regions are loaded")

@@ -31,6 +31,7 @@ from geoplan.network import WalkNetwork, load_network
 from geoplan.reach import ReachMatrix, Router, travel_times
 from geoplan.region import Region, load_region
 from geoplan.sites import candidates_from_communities, candidates_from_network, load_facilities
+from geoplan import targets  # callable: geoplan.targets(region, preset) is geoplan.targets.targets (see its docstring)
 
 __version__ = "0.1.0"
 
@@ -62,6 +63,7 @@ __all__ = [
     "load_facilities",
     "load_network",
     "load_region",
+    "targets",
     "to_wgs84",
     "travel_times",
 ]

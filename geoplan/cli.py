@@ -313,5 +313,122 @@ def _print_summary(report) -> None:
     console.print(table)
 
 
+@app.command("targets")
+@_friendly_errors
+def targets_command(
+    region: RegionArg = "wuchang",
+    preset: Annotated[str, typer.Option(help="A shipped targets preset (shuimogou, yunfu, baodi, xinjiang, chaoyang) or your own targets .toml file.")] = "shuimogou",
+    facilities: Annotated[Optional[Path], typer.Option(help="Existing facilities with their tier (kind) and, where known, floor area, land, beds, nursing beds, meals per day, unit codes.")] = None,
+    sheet: Annotated[Optional[str], typer.Option(help="Excel facility list: the sheet's name or number (default: the first sheet).")] = None,
+    coord_system: Annotated[str, typer.Option(help="Coordinates of the facility file: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")] = "wgs84",
+    drop_outside: Annotated[bool, typer.Option("--drop-outside", help="Leave out facilities outside the region instead of stopping.")] = False,
+    household_size: Annotated[Optional[float], typer.Option(help="People per household (户规模) for the floor-space standard (default: the 2020 census figure).")] = None,
+    min_catchment: Annotated[Optional[float], typer.Option(help="Review consolidation: stations/canteens with fewer 60+ within their walk are under-used.")] = None,
+    least_cost: Annotated[bool, typer.Option("--least-cost", help="Also find the fewest new facilities that make every failing target pass (exact, with the greedy plan beside it).")] = False,
+    spacing: Annotated[float, typer.Option(help="--least-cost: street-junction candidates about this many metres apart (plus one per community unit).")] = 300.0,
+    time_limit: Annotated[float, typer.Option(help="--least-cost: solver time limit in seconds.")] = 60.0,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the review workbook, GeoJSON/GPKG and JSON (default out/<region>).")] = None,
+    map_path: Annotated[Optional[Path], typer.Option("--map", help="Where to write the review map (default maps/<region>_<preset>_review.html).")] = None,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Review the district against a plan's targets: which streets (or zones) and communities pass, and the least cost to pass."""
+    from geoplan.maps import save_map
+    from geoplan.targets import ConsolidationOptions, load_targets, targets
+    from geoplan.targets.review_map import review_map
+
+    target_set = load_targets(Path(preset) if preset.endswith(".toml") else preset)
+    started = time.perf_counter()
+    with _progress() as progress:
+        loaded = _load_region(progress, region, facilities, coord_system, drop_outside, cache_dir, sheet=sheet)
+        step = progress.add_task(f"Planning units and the review against {target_set.name}", total=None)
+        review = targets(loaded, target_set, household_size=household_size, consolidation=ConsolidationOptions(min_catchment=min_catchment))
+        progress.update(step, completed=1, total=1)
+        step = progress.add_task("Writing the workbook, layers and map", total=None)
+        out_dir = out or Path("out") / loaded.key
+        written = review.write(out_dir)
+        map_file = save_map(review_map(review), map_path or Path("maps") / f"{review.key}_review.html")
+        progress.update(step, completed=1, total=1)
+        passing = None
+        if least_cost:
+            from geoplan.optimize import SolverOptions
+            from geoplan.targets.to_pass import least_cost_to_pass
+
+            step = progress.add_task("Least cost to pass (exact)", total=None)
+            passing = least_cost_to_pass(review, spacing_m=spacing, solver=SolverOptions(time_limit_s=time_limit))
+            stem = f"{review.key}_least_cost"
+            written["least_cost_xlsx"] = passing.to_xlsx(out_dir / f"{stem}.xlsx")
+            written["least_cost_sites"] = passing.to_geojson(out_dir / f"{stem}_sites.geojson")
+            progress.update(step, completed=1, total=1)
+
+    _print_review(review)
+    if passing is not None:
+        _print_pass_plan(passing)
+    console.print(escape(f"Review: {out_dir}/ ({', '.join(sorted(p.name for p in written.values()))})"))
+    console.print(escape(f"Map:    {map_file}"))
+    console.print(f"Done in {time.perf_counter() - started:.1f} s.")
+
+
+def _print_review(review) -> None:
+    info = review.region.config.region
+    counts = ", ".join(f"{k} {int((review.facilities['kind'] == k).sum())}" for k in ("station", "canteen", "centre", "district_centre", "home"))
+    console.print(escape(f"{info.name_zh} {info.name} against {review.targets.name}: {len(review.facilities)} facilities ({counts})."), highlight=False)
+    console.print(escape(f"Units: {review.units_source}."), highlight=False)
+    if review.missing_attributes:
+        console.print(escape(f"The facility list has no column for {', '.join(review.missing_attributes)}: indicators that need them say 'no data'."), highlight=False)
+    table = Table(title="Targets 规划目标 (value, target, pass)")
+    for column in ("id", "indicator", "value", "target", "pass", "detail"):
+        table.add_column(column, justify="right" if column == "value" else "left", overflow="fold")
+    verdict = {True: "[green]pass 达标[/]", False: "[red]fail 未达标[/]"}
+    for target_id, row in review.summary.iterrows():
+        value = row["value"]
+        shown = "–" if value is None or value != value else (
+            f"{value:.1f} %" if row["unit"] == "%" else f"{value:,.0f}" if row["unit"] == "facilities" else f"{value:,.2f} {row['unit']}"
+        )
+        status = verdict.get(row["pass"], escape(str(row["status"])) if row["status"] not in ("ok", "ok (reported)") else "–")
+        table.add_row(escape(str(target_id)), escape(str(row["indicator"])), escape(shown), escape(str(row["target"])), status, escape(str(row["detail"])))
+    console.print(table)
+    for level, label in (("street", review.street_label), ("community", "社区 community")):
+        failing = review.failing_units(level)
+        units = review.streets if level == "street" else review.communities
+        judged = units["passes"].map(lambda v: v is not None).sum()
+        names = ", ".join(f"{c} {n}" if isinstance(n, str) and not n.startswith("社区单元") else str(c) for c, n in zip(failing.index, failing["name"]))
+        console.print(escape(f"{label}: {len(failing)} of {judged} fail a target" + (f": {names}" if len(failing) else ".")), highlight=False, soft_wrap=True)
+    if len(review.consolidation):
+        merges = review.consolidation
+        console.print(escape(f"Consolidation: {len(merges)} under-used facilities, {int(merges['can_merge'].sum())} could merge: ")
+                      + escape("; ".join(f"{i} -> {r['merge_into'] if isinstance(r['merge_into'], str) else 'none'} ({r['reason']})"
+                                         for i, r in merges.iterrows())), highlight=False, soft_wrap=True)
+
+
+def _print_pass_plan(passing) -> None:
+    plan = passing.plan
+    stats = plan.solver
+    optimal = "proven optimal" if plan.optimal else f"NOT proven optimal (status {stats.status}, gap {stats.gap})"
+    by_kind = ", ".join(f"{k} {len(v)}" for k, v in plan.opened.items())
+    console.print(
+        f"Least cost to pass: {passing.new_sites.shape[0]} new facilities ({by_kind}) from {passing.n_candidates:,} candidates, "
+        f"cost {plan.cost:,.3f} (greedy {plan.greedy_cost if plan.greedy_cost is None else f'{plan.greedy_cost:,.3f}'}), {optimal}, {stats.solve_s:.2f} s.",
+        highlight=False,
+    )
+    table = Table(title="Requirements before and after the plan 规划前后")
+    for column in ("id", "description", "before", "after", "passed"):
+        table.add_column(column, justify="right" if column in ("before", "after") else "left", overflow="fold")
+    for rid, row in passing.requirement_table.iterrows():
+        table.add_row(escape(str(rid)), escape(str(row["description"])), f"{row['before']:g}", f"{row['after']:g}", "yes" if row["passed"] else "no")
+    console.print(table)
+    if len(passing.skipped):
+        console.print(escape("Not planned: " + "; ".join(f"{i} ({r})" for i, r in passing.skipped["reason"].items())), highlight=False, soft_wrap=True)
+    sites = passing.new_sites
+    table = Table(title="New facilities in build order 新建设施(按建设顺序)")
+    for column in ("phase", "site", "kind", "street/zone", "community", "lon", "lat"):
+        table.add_column(column, no_wrap=True)
+    for site_id, row in sites.head(30).iterrows():
+        table.add_row(f"{int(row['phase'])}", escape(str(site_id)), escape(str(row["kind"])), escape(str(row["street_code"])),
+                      escape(str(row["community_code"])), f"{row['lon']:.5f}", f"{row['lat']:.5f}")
+    console.print(table)
+    if len(sites) > 30:
+        console.print(f"... and {len(sites) - 30} more (see the workbook).")
+
+
 if __name__ == "__main__":  # python -m geoplan.cli
     app()

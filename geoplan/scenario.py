@@ -42,6 +42,7 @@ from geoplan.coords import normalize_coord_system, to_wgs84
 from geoplan.errors import InputError
 from geoplan.region import Region
 from geoplan.sites import FACILITY_KINDS, empty_sites
+from geoplan.tiers import ATTRIBUTES
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,8 @@ def sites_from_points(
     boundary: gpd.GeoDataFrame | None = None,
     id_prefix: str = "new-",
 ) -> gpd.GeoDataFrame:
-    """A site frame from records with ``lon`` and ``lat`` (and optional ``site_id``, ``name``, ``kind``, ``capacity``, ``cost``).
+    """A site frame from records with ``lon`` and ``lat`` (and optional ``site_id``, ``name``, ``kind``, ``capacity``, ``cost``,
+    and the tier attributes of :data:`geoplan.tiers.ATTRIBUTES`: floor area, land, beds...).
 
     Coordinates are converted from ``coord_system`` (``wgs84``, ``gcj02`` or
     ``bd09``) and the result is in ``crs``, indexed by ``site_id`` (given, or
@@ -196,6 +198,11 @@ def sites_from_points(
         crs=4326,
         index=pd.Index(ids.to_numpy(dtype=object), name="site_id"),
     ).to_crs(crs)
+    for attribute in ATTRIBUTES:
+        if attribute in table and attribute.endswith("_code"):
+            frame[attribute] = table[attribute].where(table[attribute].notna(), None).to_numpy(dtype=object)
+        elif attribute in table:
+            frame[attribute] = _numbers(table, attribute, np.nan)
     if boundary is not None:
         region = shapely.union_all(boundary.to_crs(crs).geometry.to_numpy())
         outside = ~frame.within(region).to_numpy()

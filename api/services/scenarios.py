@@ -24,6 +24,7 @@ from geoplan.errors import InputError
 from geoplan.optimize import PlanRequest
 from geoplan.region import Region
 from geoplan.sites import empty_sites
+from geoplan.tiers import ATTRIBUTES
 
 from api.errors import Conflict
 from api.services.geojson import plain
@@ -78,6 +79,7 @@ def records(frame: gpd.GeoDataFrame) -> list[dict]:
             "lat": round(float(point.y), 7),
             "capacity": plain(getattr(row, "capacity", None)),
             "cost": plain(getattr(row, "cost", None)),
+            **{a: plain(getattr(row, a)) for a in ATTRIBUTES if a in frame.columns},  # tier attributes, when the list has them
         })
     return out
 
@@ -86,7 +88,7 @@ def frame(items: list[dict] | None, *, crs, status: str = "existing") -> gpd.Geo
     """A site frame in ``crs`` from stored WGS84 records."""
     if not items:
         return empty_sites(crs)
-    table = pd.DataFrame([{k: item.get(k) for k in SITE_FIELDS} for item in items])
+    table = pd.DataFrame([{k: item.get(k) for k in (*SITE_FIELDS, *ATTRIBUTES) if k in SITE_FIELDS or k in item} for item in items])
     return gs.sites_from_points(table, crs=crs, coord_system="wgs84", status=status)
 
 

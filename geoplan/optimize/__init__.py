@@ -39,11 +39,15 @@ Modules: :mod:`~geoplan.optimize.options` (what to plan and how),
 :mod:`~geoplan.optimize.orchestration` (build, solve, refine, decode),
 :mod:`~geoplan.optimize.solve` (solvers and the check of their answers),
 :mod:`~geoplan.optimize.plan` (the result and its files),
-:mod:`~geoplan.optimize.phasing` (build order), :mod:`~geoplan.optimize.errors`.
+:mod:`~geoplan.optimize.phasing` (build order), :mod:`~geoplan.optimize.errors`;
+:mod:`~geoplan.optimize.requirements` (planning targets as values) and
+:mod:`~geoplan.optimize.least_cost` (:func:`least_cost`: the cheapest new
+facilities per tier that meet every requirement).
 PuLP and HiGHS are imported only when a model is solved.
 """
 
-from geoplan.optimize.errors import SolverError, TargetUnreachable
+from geoplan.optimize.errors import RequirementsUnreachable, SolverError, TargetUnreachable
+from geoplan.optimize.least_cost import LeastCostPlan, greedy_least_cost, least_cost
 from geoplan.optimize.options import KINDS, MODELS, SOLVERS, KindSpec, ModelOptions, PlanRequest, SolverOptions, kind_specs
 from geoplan.optimize.orchestration import build_model, check_request, optimize
 from geoplan.optimize.phasing import phase_sites
@@ -65,6 +69,7 @@ from geoplan.optimize.recommend import (
     recommend,
     recommend_request,
 )
+from geoplan.optimize.requirements import CoverageShare, Quantity, Ratio, Requirement, UnitShare, check_requirements
 from geoplan.optimize.solve import MipModel, SolverStats, check_solution, solve_model
 
 __all__ = [
@@ -73,22 +78,32 @@ __all__ = [
     "MODELS",
     "SERVED_BY",
     "SOLVERS",
+    "CoverageShare",
     "KindSpec",
+    "LeastCostPlan",
     "MipModel",
     "ModelOptions",
     "Plan",
     "PlanRequest",
     "PlanningSites",
     "Problem",
+    "Quantity",
+    "Ratio",
+    "Requirement",
+    "RequirementsUnreachable",
     "SolverError",
     "SolverOptions",
     "SolverStats",
     "TargetUnreachable",
+    "UnitShare",
     "build_model",
     "build_problem",
     "check_request",
+    "check_requirements",
     "check_solution",
+    "greedy_least_cost",
     "kind_specs",
+    "least_cost",
     "optimize",
     "phase_sites",
     "plan_problem",

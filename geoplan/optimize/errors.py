@@ -43,3 +43,21 @@ class TargetUnreachable(InfeasibleError):
         self.plan = plan
         self.args = (self._message(sites),)
         return self
+
+
+class RequirementsUnreachable(InfeasibleError):
+    """Requirements no plan can meet, even with every candidate open.
+
+    ``unreachable`` lists ``(requirement id, best achievable value)``, the
+    value in the requirement's own terms (% of units, % of people, the sum or
+    the rate, % of units meeting a per-unit amount, % share).
+    """
+
+    def __init__(self, unreachable: Sequence[tuple[str, float]], lines: Sequence[str]):
+        self.unreachable = tuple(unreachable)
+        super().__init__(
+            f"{len(lines)} requirement(s) cannot be met even with every candidate open: " + "; ".join(lines)
+            + ". Add candidate sites where they are missing (e.g. geoplan.candidates_from_network(region.network, "
+            "region.boundary, spacing_m=200)), allow more kinds to be built (build=...), give new facilities larger "
+            "attributes (new_attributes=...), or lower the target."
+        )

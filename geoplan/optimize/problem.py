@@ -25,7 +25,7 @@ from geoplan.demand import population_columns
 from geoplan.errors import InputError
 from geoplan.optimize.options import KINDS, KindSpec
 from geoplan.reach import ReachMatrix
-from geoplan.tiers import SERVED_BY
+from geoplan.tiers import ATTRIBUTES, SERVED_BY
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ class Problem:
     sites
         Every site, existing and candidate, indexed by ``site_id``, with
         ``kind``, ``status`` (``existing``/``candidate``), ``cost`` and
-        ``capacity`` (NaN: the kind's default).
+        ``capacity`` (NaN: the kind's default), and the facility attributes
+        and unit codes of :data:`geoplan.tiers.ATTRIBUTES` the table carries.
     eligible
         For each planned kind, which sites may take a new facility of it.
     reach
@@ -255,7 +256,7 @@ def _normalise_sites(sites: pd.DataFrame) -> pd.DataFrame:
             listed = ", ".join(f"{i} ({v:g})" for i, v in zip(frame.index[bad][:10], values[bad][:10]))
             raise InputError(f"Site {column} must be >= 0; negative for {listed}.")
         frame[column] = values
-    for column in ("name", "geometry", "unit_id"):
+    for column in ("name", "geometry", "unit_id", *ATTRIBUTES):  # facility attributes and unit codes travel with the sites
         if column in sites:
             frame[column] = sites[column].to_numpy()
     return frame
@@ -317,7 +318,8 @@ def planning_sites(region, kinds: Sequence[str] = ("station",), *, candidates=No
             f"Site ids {sorted(map(str, clash))[:10]} are both existing facilities and candidates; "
             "give candidates ids of their own."
         )
-    columns = ["name", "kind", "status", "cost", "capacity", "geometry"]
+    carried = [a for a in ATTRIBUTES if a in facilities.columns or a in cand.columns]  # tier attributes, when given
+    columns = ["name", "kind", "status", "cost", "capacity", *carried, "geometry"]
     sites = gpd.GeoDataFrame(
         pd.concat([_site_columns(facilities.assign(status="existing"), columns), _site_columns(cand, columns)]),
         geometry="geometry",
