@@ -142,7 +142,7 @@ def recommend(
     stations: Annotated[Optional[int], typer.Option(help="New community care stations to place (mclp, pmedian: default 5; target: a cap, default none; consolidate: new sites it may open, default 5).")] = None,
     canteens: Annotated[int, typer.Option(help="Plan elderly canteens too, at most this many new ones (every model; target and consolidate use the same --target/--min-catchment).")] = 0,
     threshold: Annotated[Optional[float], typer.Option(help="Station walk in minutes (default 15).")] = None,
-    canteen_threshold: Annotated[float, typer.Option(help="Canteen walk in minutes.")] = 10.0,
+    canteen_threshold: Annotated[Optional[float], typer.Option(help="Canteen walk in minutes (default 10; with --canteens).")] = None,
     target: Annotated[Optional[float], typer.Option(help="target model: % of --group to bring within the walk, e.g. 80.")] = None,
     group: Annotated[str, typer.Option(help="Group the target and catchments count: pop_60, pop_65, pop_80, pop_total.")] = "pop_60",
     min_catchment: Annotated[Optional[float], typer.Option(help="consolidate: existing sites with fewer --group people within the walk may close.")] = None,
@@ -182,12 +182,18 @@ def recommend(
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")
 
 
+#: Library option names as the CLI spells them, for refusals that name an option.
+_FLAGS = {"target_pct": "--target", "min_catchment": "--min-catchment", "target_group": "--group"}
+
+
 def _recommend_options(model: str, *, stations, canteens, threshold, canteen_threshold, target, group, min_catchment, time_limit):
     """The CLI's options as a :class:`geoplan.optimize.PlanRequest`; an option the model does not use is refused."""
     from geoplan.optimize import KindSpec, ModelOptions, PlanRequest, SolverOptions
 
     if (stations is not None and stations < 0) or canteens < 0:
         raise InputError("--stations and --canteens count sites: give 0 or more.")
+    if canteen_threshold is not None and not canteens:
+        raise InputError("--canteen-threshold is the canteens' walk; it is used only with --canteens N (N > 0).")
     if model in ("mclp", "pmedian", "consolidate") and stations is None:
         stations = 5
     if model == "target" and target is None:
@@ -197,8 +203,14 @@ def _recommend_options(model: str, *, stations, canteens, threshold, canteen_thr
     shared = {"target_pct": target, "min_catchment": min_catchment, "target_group": group}
     kinds = [KindSpec("station", p=stations, threshold_min=threshold if threshold is not None else 15.0, **shared)]
     if canteens:
-        kinds.append(KindSpec("canteen", p=canteens, threshold_min=canteen_threshold, **shared))
-    return PlanRequest(kinds=tuple(kinds), options=ModelOptions(model), solver=SolverOptions(time_limit_s=time_limit))
+        kinds.append(KindSpec("canteen", p=canteens, threshold_min=canteen_threshold if canteen_threshold is not None else 10.0, **shared))
+    try:
+        return PlanRequest(kinds=tuple(kinds), options=ModelOptions(model), solver=SolverOptions(time_limit_s=time_limit))
+    except InputError as exc:  # name the CLI's flag, not the library's argument
+        message = str(exc)
+        for name, flag in _FLAGS.items():
+            message = message.replace(f"{name} of the", f"{flag} ({name}) of the")
+        raise InputError(message) from None
 
 
 def _print_plan(plan, result) -> None:

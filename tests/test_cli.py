@@ -52,9 +52,10 @@ def test_recommend_writes_a_phased_plan(tmp_path, cache_dir):
         (["coverage", "--facilities", SAMPLE, "--coord-system", "mars-grid"], "Unknown coordinate system"),
         (["recommend", "--model", "target"], "needs --target"),
         (["recommend", "--stations", "-1"], "give 0 or more"),
-        (["recommend", "--target", "80"], "target_pct of the station is not used by the mclp model"),
-        (["recommend", "--model", "pmedian", "--min-catchment", "50"], "min_catchment of the station is not used by the pmedian model"),
-        (["recommend", "--group", "pop_80"], "target_group of the station is not used by the mclp model"),
+        (["recommend", "--target", "80"], "--target (target_pct) of the station is not used by the mclp model"),
+        (["recommend", "--model", "pmedian", "--min-catchment", "50"], "--min-catchment (min_catchment) of the station is not used by the pmedian model"),
+        (["recommend", "--group", "pop_80"], "--group (target_group) of the station is not used by the mclp model"),
+        (["recommend", "--canteen-threshold", "20"], "used only with --canteens"),
     ],
 )
 def test_bad_input_is_one_clear_message_without_a_traceback(args, message, cache_dir):
