@@ -8,7 +8,8 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -242,3 +243,48 @@ def atomic_file(target: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_gdal_file(target: Path) -> Iterator[Path]:
+    """:func:`atomic_file` for a GDAL writer, with its warning that NaN and Infinity are written as null kept quiet."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*NaN of Infinity.*")
+        with atomic_file(target) as tmp:
+            yield tmp
+
+
+def bilingual_header(column: str, names_zh: Mapping[str, str], prefixes: Mapping[str, Callable[[str], str | None]] | None = None) -> str:
+    """A column's Excel header with its Chinese first: ``"<Chinese> <column>"``, or the column itself when none is known.
+
+    The Chinese is ``names_zh[column]``, else, for the first of ``prefixes``
+    the column starts with whose function gives one (not None), that
+    function of the rest of the column name.
+
+    >>> bilingual_header("gain_pop_60", {"site_id": "站点编号"}, {"gain_": lambda g: f"新增{g}"})
+    '新增pop_60 gain_pop_60'
+    """
+    if column in names_zh:
+        return f"{names_zh[column]} {column}"
+    for prefix, zh in (prefixes or {}).items():
+        text = zh(column[len(prefix):]) if column.startswith(prefix) else None
+        if text is not None:
+            return f"{text} {column}"
+    return column
+
+
+def write_workbook(path: Path, sheets: Mapping[str, pd.DataFrame]) -> Path:
+    """Write ``sheets`` (name -> table, without its index) to an Excel workbook atomically, columns as wide as their first 50 cells (10 to 60)."""
+    try:
+        import openpyxl  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("Writing Excel files needs openpyxl: pip install openpyxl") from exc
+    with atomic_file(path) as tmp:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+            for name, frame in sheets.items():
+                frame.to_excel(writer, sheet_name=name, index=False)
+            for sheet in writer.sheets.values():
+                for column in sheet.columns:
+                    width = max(len(str(c.value or "")) for c in column[:50])
+                    sheet.column_dimensions[column[0].column_letter].width = min(max(10, width + 2), 60)
+    return path

@@ -163,14 +163,8 @@ def coverage_map(
     group = _map_group(report)
     label = GROUP_LABELS.get(group, group)
 
-    boundary = _wgs84(region.boundary[[region.boundary.geometry.name]], tolerance_m=SIMPLIFY_M)
+    m, boundary = base_map(region, f"{top:g}分钟养老服务圈 {top:g}-min care circles", basemap=basemap)
     west, south, east, north = boundary.total_bounds
-    m = folium.Map(location=[(south + north) / 2, (west + east) / 2], tiles=None, zoom_start=13, zoom_snap=0.25, zoom_delta=0.5)
-    info = region.config.region
-    m.get_root().title = html.escape(f"{info.name_zh} {info.name}: {top:g}分钟养老服务圈 {top:g}-min care circles")
-    _inline_leaflet(m)
-    if basemap == "osm":
-        folium.TileLayer("OpenStreetMap", name="OpenStreetMap", control=False, max_zoom=19).add_to(m)
 
     legend: list[str] = []
     circle_colours = _circle_colours(thresholds)
@@ -237,6 +231,23 @@ def coverage_map(
     _MapScript(_POPUPS_CLEAR_OF_CONTROLS).add_to(m)
     _check_offline(m, basemap=basemap)
     return m
+
+
+def base_map(region, title: str, *, basemap: str) -> tuple[folium.Map, gpd.GeoDataFrame]:
+    """An empty map of ``region`` that works offline, and the region's boundary in WGS84 (simplified) it is centred on.
+
+    The page is titled ``"<name_zh> <name>: <title>"``; Leaflet is inlined;
+    ``basemap="osm"`` adds OpenStreetMap tiles (``"none"``: no tiles).
+    """
+    boundary = _wgs84(region.boundary[[region.boundary.geometry.name]], tolerance_m=SIMPLIFY_M)
+    west, south, east, north = boundary.total_bounds
+    m = folium.Map(location=[(south + north) / 2, (west + east) / 2], tiles=None, zoom_start=13, zoom_snap=0.25, zoom_delta=0.5)
+    info = region.config.region
+    m.get_root().title = html.escape(f"{info.name_zh} {info.name}: {title}")
+    _inline_leaflet(m)
+    if basemap == "osm":
+        folium.TileLayer("OpenStreetMap", name="OpenStreetMap", control=False, max_zoom=19).add_to(m)
+    return m, boundary
 
 
 def save_map(m: folium.Map, path: str | Path) -> Path:

@@ -57,6 +57,7 @@ from geoplan.units import (
     _read_table,
     _row_list,
     _row_values,
+    community_key,
     match_communities,
 )
 
@@ -382,17 +383,7 @@ def _register_key(rows: pd.DataFrame, label: str, code_column: str | None, name_
         return code_column, "code"
     if name_column:
         return name_column, "name"
-    code = _find_column(rows, _COMMUNITY_CODE_NAMES) or _find_column(rows, _CODE_NAMES)
-    if code is not None:
-        return code, "code"
-    name = _find_column(rows, _COMMUNITY_NAME_NAMES) or _find_column(rows, _NAME_NAMES)
-    if name is not None:
-        return name, "name"
-    raise InputError(
-        f"{label} needs a community column: a code ('community_code', '社区代码', 'code', '代码') or a name "
-        f"('community_name', '社区', 'name', '名称'); it has {[str(c) for c in rows.columns]}. Or name it with "
-        "code_column=/name_column= ([registers] code_column, name_column)."
-    )
+    return community_key(rows, label, hint=" Or name it with code_column=/name_column= ([registers] code_column, name_column).")
 
 
 def _count_columns(

@@ -391,7 +391,7 @@ def units_from_table(
     rows, label = (table.copy(), "the community table") if isinstance(table, pd.DataFrame) else _read_table(
         table, what="community table", sheet=sheet, header_names=_COMMUNITY_CODE_NAMES + _COMMUNITY_NAME_NAMES + _CODE_NAMES + _NAME_NAMES
     )
-    key_column, by = _community_key(rows, label)
+    key_column, by = community_key(rows, label)
     street_code = _find_column(rows, _STREET_CODE_NAMES)
     street_name = _find_column(rows, _STREET_NAME_NAMES)
     if street_code is None and street_name is None:
@@ -1014,8 +1014,14 @@ def _code_text(values: pd.Series, label: str, column) -> pd.Series:
     return codes.astype(str)
 
 
-def _community_key(rows: pd.DataFrame, label: str) -> tuple[str, str]:
-    """The column that names each row's community, and whether it holds codes or names."""
+def community_key(rows: pd.DataFrame, label: str, *, hint: str = "") -> tuple[str, str]:
+    """The column that names each row's community, and whether it holds codes (``"code"``) or names (``"name"``).
+
+    A community code column (``community_code``, ``社区代码``, then ``code``,
+    ``代码``) wins over a name column (``community_name``, ``社区``, then
+    ``name``, ``名称``). With neither, an :class:`~geoplan.errors.InputError`
+    names ``label`` and its columns, and ends with ``hint`` (another way to name the column).
+    """
     code = _find_column(rows, _COMMUNITY_CODE_NAMES) or _find_column(rows, _CODE_NAMES)
     if code is not None:
         return code, "code"
@@ -1024,7 +1030,7 @@ def _community_key(rows: pd.DataFrame, label: str) -> tuple[str, str]:
         return name, "name"
     raise InputError(
         f"{label} needs a community column: its code ('community_code', '社区代码', 'code', '代码') or name "
-        f"('community_name', '社区', 'name', '名称'); it has {_columns(rows)}."
+        f"('community_name', '社区', 'name', '名称'); it has {_columns(rows)}.{hint}"
     )
 
 

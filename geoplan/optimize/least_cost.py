@@ -172,7 +172,7 @@ from geoplan.optimize.options import SolverOptions
 from geoplan.optimize.problem import Problem
 from geoplan.optimize.reduce import merge_identical_rows
 from geoplan.optimize.requirements import CoverageShare, Quantity, Ratio, Requirement, UnitShare, check_requirements
-from geoplan.optimize.solve import SolverStats, solve_model
+from geoplan.optimize.solve import SolvedBy, SolverStats, solve_model
 from geoplan.tiers import KINDS
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ NO_UNIT_CODES = frozenset({"outside"})
 
 
 @dataclasses.dataclass(frozen=True)
-class LeastCostPlan:
+class LeastCostPlan(SolvedBy):
     """The cheapest new facilities that meet every requirement: what to build, in what order, and how it was solved.
 
     A value: its tables are handed out as copies.
@@ -240,18 +240,6 @@ class LeastCostPlan:
     @property
     def phases(self) -> pd.DataFrame:
         return self.phase_table.copy()
-
-    @property
-    def status(self) -> str:
-        return self.solver.status
-
-    @property
-    def optimal(self) -> bool:
-        return self.solver.optimal
-
-    @property
-    def objective(self) -> float | None:
-        return self.solver.objective
 
     @property
     def bound(self) -> float | None:

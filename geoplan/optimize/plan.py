@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pandas as pd
 from geoplan import _files
 from geoplan.coverage import catchments, coverage_summary
 from geoplan.tiers import KIND_NAMES
-from geoplan.optimize.solve import SolverStats
+from geoplan.optimize.solve import SolvedBy, SolverStats
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ _HEADERS_ZH = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Plan:
+class Plan(SolvedBy):
     """A site plan: which sites to open (and close), what each adds, coverage before and after, how it was solved.
 
     A Plan is an immutable value: its attributes hand out copies (changing
@@ -134,18 +133,6 @@ class Plan:
         return None if self.assignment_table is None else self.assignment_table.copy()
 
     @property
-    def status(self) -> str:
-        return self.solver.status
-
-    @property
-    def optimal(self) -> bool:
-        return self.solver.optimal
-
-    @property
-    def objective(self) -> float | None:
-        return self.solver.objective
-
-    @property
     def new_sites(self) -> gpd.GeoDataFrame:
         """The sites to build, in phase order."""
         sites = self.site_table
@@ -209,10 +196,8 @@ class Plan:
         """The sites as GeoJSON points in WGS84 (written atomically)."""
         path = Path(path)
         layer = _plain(self.sites).to_crs(4326)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*NaN of Infinity.*")
-            with _files.atomic_file(path) as tmp:
-                layer.reset_index().to_file(tmp, driver="GeoJSON")
+        with _files.atomic_gdal_file(path) as tmp:
+            layer.reset_index().to_file(tmp, driver="GeoJSON")
         return path
 
     def to_gpkg(self, path: str | Path) -> Path:
@@ -220,23 +205,17 @@ class Plan:
         import pyogrio
 
         path = Path(path)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*NaN of Infinity.*")
-            with _files.atomic_file(path) as tmp:
-                _plain(self.sites).reset_index().to_file(tmp, layer="sites", driver="GPKG")
-                if len(self.newly_covered):
-                    _plain(self.newly_covered).reset_index().to_file(tmp, layer="newly_covered", driver="GPKG")
-                pyogrio.write_dataframe(self.coverage.reset_index(), tmp, layer="coverage", driver="GPKG")
-                summary = self.summary().astype({"value": str})
-                pyogrio.write_dataframe(summary, tmp, layer="summary", driver="GPKG")
+        with _files.atomic_gdal_file(path) as tmp:
+            _plain(self.sites).reset_index().to_file(tmp, layer="sites", driver="GPKG")
+            if len(self.newly_covered):
+                _plain(self.newly_covered).reset_index().to_file(tmp, layer="newly_covered", driver="GPKG")
+            pyogrio.write_dataframe(self.coverage.reset_index(), tmp, layer="coverage", driver="GPKG")
+            summary = self.summary().astype({"value": str})
+            pyogrio.write_dataframe(summary, tmp, layer="summary", driver="GPKG")
         return path
 
     def to_xlsx(self, path: str | Path) -> Path:
         """An Excel workbook a planner can hand in: sheets summary, sites, coverage; Chinese and English headers."""
-        try:
-            import openpyxl  # noqa: F401
-        except ImportError as exc:
-            raise ImportError("Writing Excel files needs openpyxl: pip install openpyxl") from exc
         path = Path(path)
         sites = self.sites.drop(columns="geometry").reset_index()
         sites["kind"] = [f"{KIND_ZH.get(k, k)} {k}" for k in sites["kind"]]
@@ -246,29 +225,19 @@ class Plan:
         coverage["kind"] = [f"{KIND_ZH.get(k, k)} {k}" for k in coverage["kind"]]
         summary = self.summary()
         summary["value"] = summary["value"].map(lambda v: v if isinstance(v, (int, float, str)) or v is None else str(v))
-        with _files.atomic_file(path) as tmp:
-            with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-                _bilingual(summary).to_excel(writer, sheet_name="summary 摘要", index=False)
-                _bilingual(sites).to_excel(writer, sheet_name="sites 站点", index=False)
-                _bilingual(coverage).to_excel(writer, sheet_name="coverage 覆盖", index=False)
-                for sheet in writer.sheets.values():
-                    for column in sheet.columns:
-                        width = max(len(str(c.value or "")) for c in column[:50])
-                        sheet.column_dimensions[column[0].column_letter].width = min(max(10, width + 2), 60)
-        return path
+        sheets = {"summary 摘要": summary, "sites 站点": sites, "coverage 覆盖": coverage}
+        return _files.write_workbook(path, {name: _bilingual(frame) for name, frame in sheets.items()})
+
+
+#: The Chinese put before a group's column name after each prefix (``gain_pop_60``: 新增60岁及以上).
+_PREFIXES_ZH = {
+    prefix: (lambda group, zh=zh: f"{zh}{GROUP_ZH.get(group, group)}")
+    for prefix, zh in (("gain_", "新增"), ("catchment_", "服务范围内"), ("served_", "实际服务"))
+}
 
 
 def _bilingual(frame: pd.DataFrame) -> pd.DataFrame:
-    def header(column: str) -> str:
-        if column in _HEADERS_ZH:
-            return f"{_HEADERS_ZH[column]} {column}"
-        for prefix, zh in (("gain_", "新增"), ("catchment_", "服务范围内"), ("served_", "实际服务")):
-            if column.startswith(prefix):
-                group = column[len(prefix):]
-                return f"{zh}{GROUP_ZH.get(group, group)} {column}"
-        return column
-
-    return frame.rename(columns={c: header(c) for c in frame.columns})
+    return frame.rename(columns={c: _files.bilingual_header(c, _HEADERS_ZH, _PREFIXES_ZH) for c in frame.columns})
 
 
 def _plain(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -42,7 +42,7 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Iterable
-from typing import Union
+from typing import ClassVar, Union
 
 from geoplan.errors import InputError
 from geoplan.tiers import ATTRIBUTES, KINDS
@@ -103,7 +103,36 @@ def _kinds_text(kinds: tuple[str, ...]) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class UnitShare:
+class _Requirement:
+    """What every requirement holds and checks: its ``id``, the facility ``kinds`` it counts, and its target.
+
+    A subclass checks its own fields in ``_check``; ``_target_pct`` names
+    the field that holds its target as a percentage (checked to lie in
+    0-100, and returned by ``target``), or is None where ``target`` is its own.
+    """
+
+    id: str
+    kinds: tuple[str, ...]
+
+    _target_pct: ClassVar[str | None] = "share_pct"
+
+    def __post_init__(self):
+        _check_id(self.id)
+        object.__setattr__(self, "kinds", _check_kinds(self.id, self.kinds))
+        self._check()
+        if self._target_pct is not None:
+            _check_pct(self.id, self._target_pct, getattr(self, self._target_pct))
+
+    def _check(self) -> None:
+        """Check the subclass's own fields (raise :class:`InputError`)."""
+
+    @property
+    def target(self) -> float:
+        return float(getattr(self, self._target_pct))
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitShare(_Requirement):
     """At least ``share_pct`` % of the units of ``level`` hold at least one facility of ``kinds`` inside them.
 
     A unit is held when an existing or new facility of a listed kind lies in
@@ -112,20 +141,11 @@ class UnitShare:
     units.
     """
 
-    id: str
-    kinds: tuple[str, ...]
     level: str
     share_pct: float
 
-    def __post_init__(self):
-        _check_id(self.id)
-        object.__setattr__(self, "kinds", _check_kinds(self.id, self.kinds))
+    def _check(self) -> None:
         _check_level(self.id, self.level)
-        _check_pct(self.id, "share_pct", self.share_pct)
-
-    @property
-    def target(self) -> float:
-        return float(self.share_pct)
 
     @property
     def value_unit(self) -> str:
@@ -136,34 +156,27 @@ class UnitShare:
 
 
 @dataclasses.dataclass(frozen=True)
-class CoverageShare:
+class CoverageShare(_Requirement):
     """At least ``pct`` % of the people of ``group`` within ``threshold_min`` minutes' walk of a facility of ``kinds``.
 
     Counted over the whole demand (people outside every unit included);
     "within" is asked of the problem's reach matrix.
     """
 
-    id: str
-    kinds: tuple[str, ...]
     group: str
     threshold_min: float
     pct: float
 
-    def __post_init__(self):
-        _check_id(self.id)
-        object.__setattr__(self, "kinds", _check_kinds(self.id, self.kinds))
+    _target_pct: ClassVar[str | None] = "pct"
+
+    def _check(self) -> None:
         if not isinstance(self.group, str) or not self.group:
             raise InputError(f"Requirement {self.id!r}: group must name a population column such as 'pop_60', got {self.group!r}.")
         _check_number(self.id, "threshold_min", self.threshold_min, lambda v: v > 0, "positive minutes")
-        _check_pct(self.id, "pct", self.pct)
 
     @property
     def threshold_s(self) -> float:
         return float(self.threshold_min) * 60.0
-
-    @property
-    def target(self) -> float:
-        return float(self.pct)
 
     @property
     def value_unit(self) -> str:
@@ -174,7 +187,7 @@ class CoverageShare:
 
 
 @dataclasses.dataclass(frozen=True)
-class Quantity:
+class Quantity(_Requirement):
     """The sum of ``attribute`` over the facilities of ``kinds`` is at least ``amount``.
 
     Parameters
@@ -200,8 +213,6 @@ class Quantity:
         areas as a second requirement at a lower amount). Default: every unit.
     """
 
-    id: str
-    kinds: tuple[str, ...]
     attribute: str
     amount: float
     level: str | None = None
@@ -209,9 +220,9 @@ class Quantity:
     per_people: float = 1.0
     units: tuple[str, ...] | None = None
 
-    def __post_init__(self):
-        _check_id(self.id)
-        object.__setattr__(self, "kinds", _check_kinds(self.id, self.kinds))
+    _target_pct: ClassVar[str | None] = None
+
+    def _check(self) -> None:
         _check_attribute(self.id, "attribute", self.attribute)
         _check_number(self.id, "amount", self.amount, lambda v: v >= 0, "a number >= 0")
         _check_level(self.id, self.level, optional=True)
@@ -253,7 +264,7 @@ class Quantity:
 
 
 @dataclasses.dataclass(frozen=True)
-class Ratio:
+class Ratio(_Requirement):
     """Over the facilities of ``kinds``, the sum of ``numerator`` is at least ``share_pct`` % of the sum of ``denominator``.
 
     Linear: :math:`\\sum n_j \\ge s \\sum d_j`. With no ``denominator`` at all
@@ -261,24 +272,15 @@ class Ratio:
     facilities are added (a home with few nursing beds lowers the share).
     """
 
-    id: str
-    kinds: tuple[str, ...]
     numerator: str
     denominator: str
     share_pct: float
 
-    def __post_init__(self):
-        _check_id(self.id)
-        object.__setattr__(self, "kinds", _check_kinds(self.id, self.kinds))
+    def _check(self) -> None:
         _check_attribute(self.id, "numerator", self.numerator)
         _check_attribute(self.id, "denominator", self.denominator)
         if self.numerator == self.denominator:
             raise InputError(f"Requirement {self.id!r}: numerator and denominator are both {self.numerator!r}; a ratio needs two attributes.")
-        _check_pct(self.id, "share_pct", self.share_pct)
-
-    @property
-    def target(self) -> float:
-        return float(self.share_pct)
 
     @property
     def value_unit(self) -> str:

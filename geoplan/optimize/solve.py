@@ -110,6 +110,24 @@ class Solution:
     stats: SolverStats
 
 
+class SolvedBy:
+    """The solver's answer as properties of a result that holds its :class:`SolverStats` as ``solver``."""
+
+    solver: SolverStats
+
+    @property
+    def status(self) -> str:
+        return self.solver.status
+
+    @property
+    def optimal(self) -> bool:
+        return self.solver.optimal
+
+    @property
+    def objective(self) -> float | None:
+        return self.solver.objective
+
+
 def to_pulp(model: MipModel):
     """The model as a ``pulp.LpProblem``, built row by row from CSR slices; returns ``(problem, variables)``."""
     import pulp

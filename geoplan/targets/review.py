@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -190,16 +189,14 @@ class Review:
     def to_gpkg(self, path: str | Path) -> Path:
         """A GeoPackage with the unit layers (pass/fail), the facilities and the summary table."""
         path = Path(path)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*NaN of Infinity.*")
-            with _files.atomic_file(path) as tmp:
-                for name, layer in self.unit_layers().items():
-                    _gdal_ready(layer.reset_index()).to_file(tmp, layer=name, driver="GPKG")
-                if len(self.facilities):
-                    _gdal_ready(_sheet_values(self.facilities).reset_index()).to_file(tmp, layer="facilities", driver="GPKG")
-                import pyogrio
+        with _files.atomic_gdal_file(path) as tmp:
+            for name, layer in self.unit_layers().items():
+                _gdal_ready(layer.reset_index()).to_file(tmp, layer=name, driver="GPKG")
+            if len(self.facilities):
+                _gdal_ready(_sheet_values(self.facilities).reset_index()).to_file(tmp, layer="facilities", driver="GPKG")
+            import pyogrio
 
-                pyogrio.write_dataframe(_sheet_values(self.summary).reset_index().astype(str), tmp, layer="summary", driver="GPKG")
+            pyogrio.write_dataframe(_sheet_values(self.summary).reset_index().astype(str), tmp, layer="summary", driver="GPKG")
         return path
 
     def to_geojson(self, out_dir: str | Path, *, stem: str | None = None) -> dict[str, Path]:
@@ -207,13 +204,11 @@ class Review:
         out_dir = Path(out_dir)
         stem = stem or f"{self.key}_review"
         written = {}
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*NaN of Infinity.*")
-            for name, layer in self.unit_layers().items():
-                path = out_dir / f"{stem}_{name}.geojson"
-                with _files.atomic_file(path) as tmp:
-                    _gdal_ready(layer.reset_index()).to_crs(4326).to_file(tmp, driver="GeoJSON")
-                written[name] = path
+        for name, layer in self.unit_layers().items():
+            path = out_dir / f"{stem}_{name}.geojson"
+            with _files.atomic_gdal_file(path) as tmp:
+                _gdal_ready(layer.reset_index()).to_crs(4326).to_file(tmp, driver="GeoJSON")
+            written[name] = path
         return written
 
     def to_xlsx(self, path: str | Path) -> Path:
@@ -240,15 +235,7 @@ class Review:
                 frame = pd.DataFrame({"note": [f"no {KIND_NAMES[kind][1]} in the facility list 名录中无此类设施"]})
             sheets[f"{kind} {zh}"[:31]] = _bilingual(frame)
         sheets["about 说明"] = _bilingual(self._about())
-        with _files.atomic_file(path) as tmp:
-            with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-                for name, frame in sheets.items():
-                    frame.to_excel(writer, sheet_name=name, index=False)
-                for sheet in writer.sheets.values():
-                    for column in sheet.columns:
-                        width = max(len(str(c.value or "")) for c in column[:50])
-                        sheet.column_dimensions[column[0].column_letter].width = min(max(10, width + 2), 60)
-        return path
+        return _files.write_workbook(path, sheets)
 
     def _indicator_headers(self) -> dict[str, str]:
         """Headers of the per-unit indicator columns: what each measures, in its unit, with the target's id."""
@@ -319,19 +306,16 @@ def _gdal_ready(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return frame
 
 
-def _header(column: str) -> str:
-    if column in _HEADERS_ZH:
-        return f"{_HEADERS_ZH[column]} {column}"
-    if column.startswith("pass_"):
-        return f"达标 {column}"
-    if column.startswith("n_") and column[2:] in KIND_NAMES:
-        return f"{KIND_NAMES[column[2:]][0]}数量 {column}"
-    return column
+#: The Chinese of a column after each prefix (``pass_<target>``: 达标; ``n_<kind>``: the kind's 数量).
+_PREFIXES_ZH = {
+    "pass_": lambda target_id: "达标",
+    "n_": lambda kind: f"{KIND_NAMES[kind][0]}数量" if kind in KIND_NAMES else None,
+}
 
 
 def _bilingual(frame: pd.DataFrame, extra: dict[str, str] | None = None) -> pd.DataFrame:
     extra = extra or {}
-    return frame.rename(columns={c: extra.get(str(c)) or _header(str(c)) for c in frame.columns})
+    return frame.rename(columns={c: extra.get(str(c)) or _files.bilingual_header(str(c), _HEADERS_ZH, _PREFIXES_ZH) for c in frame.columns})
 
 
 def indicator_header(indicator: str, target_id: str) -> str:

@@ -28,7 +28,6 @@ from geoplan.maps import (
     _constant_style,
     _Control,
     _geojson,
-    _inline_leaflet,
     _js_json,
     _legend_html,
     _MapScript,
@@ -37,7 +36,7 @@ from geoplan.maps import (
     _row,
     _section,
     _swatch,
-    _wgs84,
+    base_map,
     save_map,
 )
 from geoplan.targets.indicators import OUTSIDE
@@ -94,15 +93,9 @@ def review_map(review: Review, *, basemap: str = "none", community_labels: bool 
     if basemap not in BASEMAPS:
         raise InputError(f"Unknown basemap {basemap!r}; use one of {', '.join(map(repr, BASEMAPS))}.")
     region = review.region
-    boundary = _wgs84(region.boundary[[region.boundary.geometry.name]], tolerance_m=SIMPLIFY_M)
+    m, boundary = base_map(region, f"{review.targets.name} review 规划目标评估", basemap=basemap)
     west, south, east, north = boundary.total_bounds
-    m = folium.Map(location=[(south + north) / 2, (west + east) / 2], tiles=None, zoom_start=13, zoom_snap=0.25, zoom_delta=0.5)
-    info = region.config.region
-    m.get_root().title = html.escape(f"{info.name_zh} {info.name}: {review.targets.name} review 规划目标评估")
-    _inline_leaflet(m)
     m.get_root().header.add_child(_Raw(_LABEL_JS), name="geoplan_label_js")
-    if basemap == "osm":
-        folium.TileLayer("OpenStreetMap", name="OpenStreetMap", control=False, max_zoom=19).add_to(m)
 
     network_name = "街道路网 Street network"
     _add_network(m, region, network_name)
