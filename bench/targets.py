@@ -57,6 +57,7 @@ import geoplan  # noqa: E402
 from geoplan.optimize import (  # noqa: E402
     CoverageShare,
     KindSpec,
+    LeastCostOptions,
     SolverOptions,
     UnitShare,
     build_problem,
@@ -142,12 +143,12 @@ def fallback_units(region):
 # --------------------------------------------------------------------------- runs
 
 
-def run(problem, reqs, args_common: dict, limit_s: float, repeat: int, label: str) -> dict:
+def run(problem, reqs, options: LeastCostOptions, limit_s: float, repeat: int, label: str) -> dict:
     """Greedy and exact on the same problem, in this process; one record."""
     record: dict = {"label": label, "candidates": int((problem.sites["status"] == "candidate").sum())}
     try:
-        greedy = measure(lambda: greedy_least_cost(problem, reqs, **args_common), repeat)
-        exact = measure(lambda: least_cost(problem, reqs, **args_common, solver=SolverOptions(time_limit_s=limit_s)), repeat)
+        greedy = measure(lambda: greedy_least_cost(problem, reqs, options=options), repeat)
+        exact = measure(lambda: least_cost(problem, reqs, options=options, solver=SolverOptions(time_limit_s=limit_s)), repeat)
     except Exception as exc:  # recorded, not raised: the bench always writes its file
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["traceback"] = traceback.format_exc()
@@ -202,7 +203,7 @@ def main() -> int:
                                 candidates=candidates)
         prepare_s = time.perf_counter() - t
         where = locate(gpd.GeoDataFrame(geometry=problem.sites["geometry"], crs=region.crs))
-        common = dict(site_units=where, unit_codes=unit_codes, kind_costs=KIND_COSTS)
+        common = LeastCostOptions(site_units=where, unit_codes=unit_codes, kind_costs=KIND_COSTS)
         reqs = requirements()
         result = run(problem, reqs, common, args.limit_s, args.repeat, f"{spacing:g} m")
         result.update(spacing_m=spacing, demand=int(problem.n_demand), reach_nonzeros=int(problem.reach.times_s.nnz),

@@ -203,6 +203,19 @@ def _not_a_workbook(path: Path, head: bytes) -> str:
     return f"{path} is not an Excel workbook: it is {kind}. {fix}"
 
 
+def find_column(table: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` that ``table`` has as a column, compared without case or surrounding spaces (None: none)."""
+    lower = {str(c).strip().lower(): c for c in table.columns}
+    return next((lower[n.lower()] for n in names if n.lower() in lower), None)
+
+
+def row_list(rows) -> str:
+    """Row numbers as the planner counts them (the table's index), the first ten."""
+    rows = list(rows)
+    shown = ", ".join(str(r) for r in rows[:10])
+    return shown + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+
+
 def content_hash(path: Path) -> str:
     """SHA-256 of a file's bytes (the cache key of anything built from it)."""
     digest = hashlib.sha256()

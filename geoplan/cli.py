@@ -331,9 +331,9 @@ def targets_command(
     region: RegionArg = "wuchang",
     preset: Annotated[str, typer.Option(help="A shipped targets preset (shuimogou, yunfu, baodi, xinjiang, chaoyang) or your own targets .toml file.")] = "shuimogou",
     facilities: Annotated[Optional[Path], typer.Option(help="Existing facilities with their tier (kind) and, where known, floor area, land, beds, nursing beds, meals per day, unit codes.")] = None,
-    sheet: Annotated[Optional[str], typer.Option(help="Excel facility list: the sheet's name or number (default: the first sheet).")] = None,
-    coord_system: Annotated[str, typer.Option(help="Coordinates of the facility file: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")] = "wgs84",
-    drop_outside: Annotated[bool, typer.Option("--drop-outside", help="Leave out facilities outside the region instead of stopping.")] = False,
+    sheet: SheetOpt = None,
+    coord_system: CoordOpt = "wgs84",
+    drop_outside: DropOutsideOpt = False,
     household_size: Annotated[Optional[float], typer.Option(help="People per household (户规模) for the floor-space standard (default: the 2020 census figure).")] = None,
     min_catchment: Annotated[Optional[float], typer.Option(help="Review consolidation: stations/canteens with fewer 60+ within their walk are under-used.")] = None,
     least_cost: Annotated[bool, typer.Option("--least-cost", help="Also find the fewest new facilities that make every failing target pass (exact, with the greedy plan beside it).")] = False,
@@ -349,28 +349,38 @@ def targets_command(
     from geoplan.targets.review_map import review_map
 
     target_set = load_targets(Path(preset) if preset.endswith(".toml") else preset)
+    # the options first, so a bad value is told before minutes of work
+    consolidation = ConsolidationOptions(min_catchment=min_catchment)
+    if household_size is not None and not household_size > 0:
+        raise InputError(f"--household-size is people per household (户规模), a positive number; got {household_size:g}.")
+    if least_cost:
+        from geoplan.optimize import SolverOptions
+
+        solver = SolverOptions(time_limit_s=time_limit)
+        if not spacing > 0:
+            raise InputError(f"--spacing is metres between candidate junctions, a positive number; got {spacing:g}.")
     started = time.perf_counter()
     with _progress() as progress:
         loaded = _load_region(progress, region, facilities, coord_system, drop_outside, cache_dir, sheet=sheet)
         step = progress.add_task(f"Planning units and the review against {target_set.name}", total=None)
-        review = targets(loaded, target_set, household_size=household_size, consolidation=ConsolidationOptions(min_catchment=min_catchment))
-        progress.update(step, completed=1, total=1)
-        step = progress.add_task("Writing the workbook, layers and map", total=None)
-        out_dir = out or Path("out") / loaded.key
-        written = review.write(out_dir)
-        map_file = save_map(review_map(review), map_path or Path("maps") / f"{review.key}_review.html")
+        review = targets(loaded, target_set, household_size=household_size, consolidation=consolidation)
         progress.update(step, completed=1, total=1)
         passing = None
         if least_cost:
-            from geoplan.optimize import SolverOptions
             from geoplan.targets.to_pass import least_cost_to_pass
 
             step = progress.add_task("Least cost to pass (exact)", total=None)
-            passing = least_cost_to_pass(review, spacing_m=spacing, solver=SolverOptions(time_limit_s=time_limit))
+            passing = least_cost_to_pass(review, spacing_m=spacing, solver=solver)
+            progress.update(step, completed=1, total=1)
+        step = progress.add_task("Writing the workbook, layers and map", total=None)
+        out_dir = out or Path("out") / loaded.key
+        written = review.write(out_dir)
+        if passing is not None:
             stem = f"{review.key}_least_cost"
             written["least_cost_xlsx"] = passing.to_xlsx(out_dir / f"{stem}.xlsx")
             written["least_cost_sites"] = passing.to_geojson(out_dir / f"{stem}_sites.geojson")
-            progress.update(step, completed=1, total=1)
+        map_file = save_map(review_map(review), map_path or Path("maps") / f"{review.key}_review.html")
+        progress.update(step, completed=1, total=1)
 
     _print_review(review)
     if passing is not None:

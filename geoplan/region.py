@@ -213,7 +213,7 @@ def load_region(
 
 def _with_register(config: RegionConfig, demand: gpd.GeoDataFrame, communities: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
     """The demand with the ``[registers]`` counts spread over each community's cells (:mod:`geoplan.registers`)."""
-    from geoplan.registers import add_register, load_register
+    from geoplan.registers import add_register, load_register, spread_register
     from geoplan.units import OUTSIDE, as_communities
 
     if communities is None:
@@ -225,7 +225,7 @@ def _with_register(config: RegionConfig, demand: gpd.GeoDataFrame, communities: 
     )
     unit = demand["unit_id"].to_numpy()
     community_of = pd.Series(np.where(unit >= 0, unit.astype(str), OUTSIDE), index=demand.index)
-    return add_register(demand, counts, community_of, by=source.by, unmatched=source.unmatched)
+    return add_register(demand, spread_register(demand, counts, community_of, by=source.by, unmatched=source.unmatched))
 
 
 def _census_totals(config: RegionConfig, groups: list[str]) -> dict[str, float]:

@@ -48,17 +48,15 @@ from geoplan.demand import GROUP_LABELS, population_columns
 from geoplan.errors import CRSMismatchError, EmptyDataError, InputError
 from geoplan.sites import MIX_UP_M, check_lon_lat, lon_lat_columns
 from geoplan.units import (
-    _COMMUNITY_CODE_NAMES,
-    _COMMUNITY_NAME_NAMES,
-    _CODE_NAMES,
-    _NAME_NAMES,
+    CODE_NAMES,
+    COMMUNITY_CODE_NAMES,
+    COMMUNITY_NAME_NAMES,
+    NAME_NAMES,
     OUTSIDE,
-    _find_column,
-    _read_table,
-    _row_list,
-    _row_values,
     community_key,
     match_communities,
+    read_table,
+    row_values,
 )
 
 log = logging.getLogger(__name__)
@@ -135,8 +133,8 @@ def load_register(
         rows, label = path.copy(), "the register"
         rows.index = pd.RangeIndex(1, len(rows) + 1)
     else:
-        headers = _COMMUNITY_CODE_NAMES + _COMMUNITY_NAME_NAMES + _CODE_NAMES + _NAME_NAMES
-        rows, label = _read_table(path, what="register", sheet=sheet, header_names=headers)
+        headers = COMMUNITY_CODE_NAMES + COMMUNITY_NAME_NAMES + CODE_NAMES + NAME_NAMES
+        rows, label = read_table(path, what="register", sheet=sheet, header_names=headers)
     key, by = _register_key(rows, label, code_column, name_column)
     groups = _count_columns(rows, label, columns or {}, REGISTER_COLUMNS, exclude={key})
     counts = _counts(rows, groups, label)
@@ -145,7 +143,7 @@ def load_register(
     left_out = rows.loc[missing]
     if missing.any():
         people = ", ".join(f"{counts.loc[missing, g].sum():,.0f} {g}" for g in counts.columns)
-        text = f"{label}: {missing.sum()} of {len(rows)} row(s) match no community by {by} ({key!r}): {_row_values(rows.loc[missing, key])}"
+        text = f"{label}: {missing.sum()} of {len(rows)} row(s) match no community by {by} ({key!r}): {row_values(rows.loc[missing, key])}"
         if unmatched == "error":
             examples = ", ".join(map(str, communities.index[:5]))
             raise InputError(
@@ -222,20 +220,14 @@ def spread_register(
     return pd.DataFrame(values, index=demand.index, columns=counts.columns)
 
 
-def add_register(
-    demand: gpd.GeoDataFrame,
-    counts: pd.DataFrame,
-    community_of: pd.Series,
-    *,
-    by: str = "pop_60",
-    unmatched: str = "error",
-) -> gpd.GeoDataFrame:
-    """A copy of ``demand`` with the register's counts as extra ``pop_*`` columns (see :func:`spread_register`).
+def add_register(demand: gpd.GeoDataFrame, spread: pd.DataFrame) -> gpd.GeoDataFrame:
+    """A copy of ``demand`` with the register's counts, spread over it, as extra ``pop_*`` columns.
 
+    ``spread`` is :func:`spread_register` of this demand:
+    ``add_register(demand, spread_register(demand, counts, community_of))``.
     A register column whose name the demand already has (``pop_80``) is
     added as ``<name>_reg`` (``pop_80_reg``), so the raster's group stays as it was.
     """
-    spread = spread_register(demand, counts, community_of, by=by, unmatched=unmatched)
     spread = spread.rename(columns={c: f"{c}{CLASH_SUFFIX}" for c in spread.columns if c in demand.columns})
     out = demand.copy()
     for column in spread.columns:
@@ -297,7 +289,7 @@ def load_demand_points(
     suffix = path.suffix.lower()
     aliases = tuple(a for names in POINT_COLUMNS.values() for a in names)
     if suffix in (".csv", ".txt") or suffix in _files.EXCEL_SUFFIXES:
-        rows, label = _read_table(path, what="demand points", sheet=sheet, header_names=("lon", "lng", "longitude", "经度") + aliases)
+        rows, label = read_table(path, what="demand points", sheet=sheet, header_names=("lon", "lng", "longitude", "经度") + aliases)
         table, lon, lat = lon_lat_columns(rows, label)
         check_lon_lat(lon, lat, table.index.to_numpy(), label)
         lon, lat = to_wgs84(lon, lat, coord_system)
@@ -324,7 +316,7 @@ def load_demand_points(
         else:
             geometry = points
         table = pd.DataFrame(layer.drop(columns=layer.geometry.name))
-    name_column = _find_column(table, _POINT_NAME_NAMES)
+    name_column = _files.find_column(table, _POINT_NAME_NAMES)
     groups = _count_columns(table, label, columns or {}, POINT_COLUMNS, exclude={name_column} if name_column else set())
     counts = _counts(table, groups, label)
     if not (counts.to_numpy().sum(axis=1) > 0).any():
@@ -406,7 +398,7 @@ def _count_columns(
     for group, names in known.items():
         if group in groups:
             continue
-        found = _find_column(table[[c for c in table.columns if c not in used]], names)
+        found = _files.find_column(table[[c for c in table.columns if c not in used]], names)
         if found is not None:
             groups[group] = found
             used.add(found)
@@ -429,11 +421,11 @@ def _counts(table: pd.DataFrame, groups: Mapping[str, str], label: str) -> pd.Da
         text = values.isna() & cleaned.notna() & (cleaned.astype(str).str.strip() != "")
         if text.any():
             raise InputError(
-                f"{label}: column {column!r} holds text where counts belong in row(s) {_row_list(table.index[text])} "
+                f"{label}: column {column!r} holds text where counts belong in row(s) {_files.row_list(table.index[text])} "
                 f"({', '.join(repr(v) for v in raw[text].iloc[:3])}). Give whole numbers of people."
             )
         values = values.fillna(0.0).astype(float)
         if (values < 0).any():
-            raise InputError(f"{label}: column {column!r} is negative in row(s) {_row_list(table.index[values < 0])}; counts are >= 0.")
+            raise InputError(f"{label}: column {column!r} is negative in row(s) {_files.row_list(table.index[values < 0])}; counts are >= 0.")
         out[group] = values
     return pd.DataFrame(out, index=table.index)

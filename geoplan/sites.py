@@ -223,7 +223,7 @@ def _read_layer(path: Path, coord_system: str) -> tuple[pd.DataFrame, np.ndarray
     layer = _files.read_vector(path, what="facility")
     if not isinstance(layer, gpd.GeoDataFrame):  # GDAL read a table without geometry: use its lon/lat columns
         table = pd.DataFrame(layer).set_axis(pd.RangeIndex(1, len(layer) + 1))
-        if _find_column(table, _LON_NAMES) is None or _find_column(table, _LAT_NAMES) is None:
+        if _files.find_column(table, _LON_NAMES) is None or _files.find_column(table, _LAT_NAMES) is None:
             raise InputError(
                 f"{path} has no geometry and no longitude/latitude columns (it has {list(table.columns)}). "
                 "Give a layer of points, or a CSV/Excel list with lon/lat columns (e.g. '经度' and '纬度')."
@@ -284,8 +284,8 @@ def _read_excel(path: Path, sheet: str | int | None) -> tuple[pd.DataFrame, str]
 
 def lon_lat_columns(table: pd.DataFrame, label: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """The table without its lon/lat columns, and the longitudes and latitudes as floats (NaN where blank)."""
-    lon_col = _find_column(table, _LON_NAMES)
-    lat_col = _find_column(table, _LAT_NAMES)
+    lon_col = _files.find_column(table, _LON_NAMES)
+    lat_col = _files.find_column(table, _LAT_NAMES)
     if lon_col is None or lat_col is None:
         raise InputError(
             f"{label} needs longitude and latitude columns (e.g. 'lon' and 'lat', or '经度' and '纬度'); "
@@ -301,7 +301,7 @@ def lon_lat_columns(table: pd.DataFrame, label: str) -> tuple[pd.DataFrame, np.n
     if text.any():
         examples = [f"{c} {table.at[row, c]!r}" for row in table.index[text][:3] for c in (lon_col, lat_col) if is_text[c][row]]
         raise InputError(
-            f"{label}: rows {_row_list(table.index[text].to_numpy())} hold text where numbers belong ({', '.join(examples)}). "
+            f"{label}: rows {_files.row_list(table.index[text].to_numpy())} hold text where numbers belong ({', '.join(examples)}). "
             "Give longitude and latitude as decimal degrees, such as 114.3052 and 30.5526 (convert degree-minute-second "
             "values first), or remove those rows."
         )
@@ -322,14 +322,14 @@ def check_lon_lat(lon: np.ndarray, lat: np.ndarray, rows: np.ndarray, label: str
     """An InputError naming the rows of ``label`` whose coordinates are blank, not numbers, or not lon/lat degrees."""
     bad = ~(np.isfinite(lon) & np.isfinite(lat))
     if bad.any():
-        raise InputError(f"{label}: rows {_row_list(rows[bad])} have no usable longitude/latitude. Fill them in, or remove those rows.")
+        raise InputError(f"{label}: rows {_files.row_list(rows[bad])} have no usable longitude/latitude. Fill them in, or remove those rows.")
     swapped = (np.abs(lon) <= 90) & (np.abs(lat) > 90)
     out_of_range = (np.abs(lon) > 180) | (np.abs(lat) > 90)
     if out_of_range.any():
         hint = " Longitude and latitude look swapped." if swapped.any() else (
             " These look like projected metres, not degrees: give lon/lat, or a layer with its projected CRS."
         )
-        raise CRSMismatchError(f"{label}: rows {_row_list(rows[out_of_range])} are not valid lon/lat.{hint}")
+        raise CRSMismatchError(f"{label}: rows {_files.row_list(rows[out_of_range])} are not valid lon/lat.{hint}")
 
 
 def _site_frame(table: pd.DataFrame, geometry: gpd.GeoSeries, *, kind: str, status: str, path: Path | str | None) -> gpd.GeoDataFrame:
@@ -338,13 +338,13 @@ def _site_frame(table: pd.DataFrame, geometry: gpd.GeoSeries, *, kind: str, stat
         raise InputError(f"Unknown facility kind {kind!r}; use one of {', '.join(FACILITY_KINDS)}.")
     rows = table.index.to_numpy() if path is not None else np.arange(1, len(table) + 1)
     table = table.reset_index(drop=True)
-    id_col = _find_column(table, _ID_NAMES)
+    id_col = _files.find_column(table, _ID_NAMES)
     prefix = "f" if status == "existing" else "k"
     ids = table[id_col].astype(str) if id_col else pd.Series([f"{prefix}{i + 1:03d}" for i in range(len(table))])
     if ids.duplicated().any():
         raise InputError(f"{path}: site ids repeat: {sorted(set(ids[ids.duplicated()]))[:10]}. Give each facility its own id.")
-    name_col = _find_column(table, _NAME_NAMES)
-    kind_col = _find_column(table, _KIND_NAMES)
+    name_col = _files.find_column(table, _NAME_NAMES)
+    kind_col = _files.find_column(table, _KIND_NAMES)
     kinds = _tier_values(table[kind_col]) if kind_col else pd.Series(kind, index=table.index)
     unknown = sorted(set(kinds) - set(FACILITY_KINDS))
     if unknown:
@@ -374,6 +374,7 @@ def _site_frame(table: pd.DataFrame, geometry: gpd.GeoSeries, *, kind: str, stat
         else:
             frame[attribute] = _number_column(table, column, path, rows)
     frame.attrs["missing_attributes"] = [a for a in ATTRIBUTES if a not in found]
+    frame.attrs["kind_column"] = kind_col  # None: the list has no kind/类型 column and every row took `kind`
     return frame
 
 
@@ -448,7 +449,7 @@ def _number_column(table: pd.DataFrame, name: str, path: Path | str | None, rows
     values = pd.to_numeric(table[name], errors="coerce")
     bad = values.isna() & table[name].notna() | (values < 0)
     if bad.any():
-        raise InputError(f"{path}: column {name!r} must hold numbers >= 0; rows {_row_list(rows[bad.to_numpy()])} do not.")
+        raise InputError(f"{path}: column {name!r} must hold numbers >= 0; rows {_files.row_list(rows[bad.to_numpy()])} do not.")
     return values.fillna(default).to_numpy(dtype=float)
 
 
@@ -524,12 +525,3 @@ def _distance_text(metres: float) -> str:
     return f"{metres / 1000:,.1f} km" if metres < 10_000 else f"{metres / 1000:,.0f} km"
 
 
-def _find_column(table: pd.DataFrame, names: tuple[str, ...]) -> str | None:
-    lower = {str(c).strip().lower(): c for c in table.columns}
-    return next((lower[n] for n in names if n in lower), None)
-
-
-def _row_list(rows: np.ndarray) -> str:
-    """Row numbers as the planner counts them (the table's index), the first ten."""
-    shown = ", ".join(str(r) for r in rows[:10])
-    return shown + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")

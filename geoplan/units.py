@@ -93,12 +93,13 @@ CONTIGUITY_TOLERANCE_M = 1.0
 #: Weight of compactness against balance in the zone objective (per km² of squared distance).
 DEFAULT_COMPACTNESS = 0.01
 
-_CODE_NAMES = ("code", "代码", "区划代码", "编码", "编号", "id")
-_NAME_NAMES = ("name", "名称", "名字")
+#: Column names a unit table's code / name / community code / community name is found under (any case).
+CODE_NAMES = ("code", "代码", "区划代码", "编码", "编号", "id")
+NAME_NAMES = ("name", "名称", "名字")
 _STREET_CODE_NAMES = ("street_code", "街道代码", "乡镇代码", "街道编码", "街道区划代码")
 _STREET_NAME_NAMES = ("street_name", "street", "街道名称", "街道", "乡镇", "乡镇街道", "街道乡镇")
-_COMMUNITY_CODE_NAMES = ("community_code", "社区代码", "村代码", "社区编码", "社区区划代码", "unit_id")
-_COMMUNITY_NAME_NAMES = ("community_name", "community", "社区名称", "社区", "村", "社区村", "村社区")
+COMMUNITY_CODE_NAMES = ("community_code", "社区代码", "村代码", "社区编码", "社区区划代码", "unit_id")
+COMMUNITY_NAME_NAMES = ("community_name", "community", "社区名称", "社区", "村", "社区村", "村社区")
 _HEADER_SEARCH_ROWS = 10
 #: NBS township codes (the last 3 of 9 digits): 001-099 街道, 100-199 镇, 200-399 乡; 400-599 are
 #: "units like townships" (development zones, scenic areas, farms), not counted as streets.
@@ -244,7 +245,7 @@ def streets_from_layer(
     """
     frame, label = _polygons(layer, what="street", layer_name=layer_name, where=where)
     codes, names = _codes_and_names(
-        frame, label, code_column, name_column, code_names=_STREET_CODE_NAMES + _CODE_NAMES, name_names=_STREET_NAME_NAMES + _NAME_NAMES
+        frame, label, code_column, name_column, code_names=_STREET_CODE_NAMES + CODE_NAMES, name_names=_STREET_NAME_NAMES + NAME_NAMES
     )
     streets = gpd.GeoDataFrame({"name": names.to_numpy()}, geometry=frame.geometry.to_numpy(), crs=frame.crs, index=pd.Index(codes.to_numpy(), name="street_code"))
     return streets.to_crs(crs) if crs is not None else streets
@@ -276,9 +277,9 @@ def communities_from_layer(
     frame, label = _polygons(layer, what="community", layer_name=layer_name, where=where)
     codes, names = _codes_and_names(
         frame, label, code_column, name_column,
-        code_names=_COMMUNITY_CODE_NAMES + _CODE_NAMES, name_names=_COMMUNITY_NAME_NAMES + _NAME_NAMES, names_optional=True,
+        code_names=COMMUNITY_CODE_NAMES + CODE_NAMES, name_names=COMMUNITY_NAME_NAMES + NAME_NAMES, names_optional=True,
     )
-    street = street_column or _find_column(frame, _STREET_CODE_NAMES)
+    street = street_column or _files.find_column(frame, _STREET_CODE_NAMES)
     if street_column is not None and street_column not in frame:
         raise InputError(f"The community layer {label} has no column {street_column!r}; its columns: {_columns(frame)}.")
     streets = _code_text(frame[street], label, street) if street else pd.Series(OUTSIDE, index=frame.index)
@@ -388,12 +389,12 @@ def units_from_table(
     community missing from the table is in no street (:data:`OUTSIDE`) and is
     reported with a warning.
     """
-    rows, label = (table.copy(), "the community table") if isinstance(table, pd.DataFrame) else _read_table(
-        table, what="community table", sheet=sheet, header_names=_COMMUNITY_CODE_NAMES + _COMMUNITY_NAME_NAMES + _CODE_NAMES + _NAME_NAMES
+    rows, label = (table.copy(), "the community table") if isinstance(table, pd.DataFrame) else read_table(
+        table, what="community table", sheet=sheet, header_names=COMMUNITY_CODE_NAMES + COMMUNITY_NAME_NAMES + CODE_NAMES + NAME_NAMES
     )
     key_column, by = community_key(rows, label)
-    street_code = _find_column(rows, _STREET_CODE_NAMES)
-    street_name = _find_column(rows, _STREET_NAME_NAMES)
+    street_code = _files.find_column(rows, _STREET_CODE_NAMES)
+    street_name = _files.find_column(rows, _STREET_NAME_NAMES)
     if street_code is None and street_name is None:
         raise InputError(
             f"{label} needs a street column: its code ('street_code', '街道代码') or name ('street_name', '街道', '乡镇'); "
@@ -404,7 +405,7 @@ def units_from_table(
     if missing.any():
         raise InputError(
             f"{label}: {missing.sum()} row(s) match no community by {by} ({key_column!r}): "
-            f"{_row_values(rows.loc[missing, key_column])}. Correct them, or remove those rows."
+            f"{row_values(rows.loc[missing, key_column])}. Correct them, or remove those rows."
         )
     names = rows[street_name].astype(str).str.strip() if street_name else None
     if street_code is not None:
@@ -977,8 +978,8 @@ def _codes_and_names(
     for given in (code_column, name_column):
         if given is not None and given not in frame:
             raise InputError(f"{label} has no column {given!r}; its columns: {_columns(frame)}.")
-    code = code_column or _find_column(frame, code_names)
-    name = name_column or _find_column(frame, tuple(n for n in name_names if n != code))
+    code = code_column or _files.find_column(frame, code_names)
+    name = name_column or _files.find_column(frame, tuple(n for n in name_names if n != code))
     if code is None and name is None:
         raise InputError(
             f"{label} needs a code or a name column (e.g. 'code'/'代码'/'区划代码', 'name'/'名称'); its columns: {_columns(frame)}. "
@@ -1010,7 +1011,7 @@ def _code_text(values: pd.Series, label: str, column) -> pd.Series:
     codes = values.map(text)
     blank = codes.isna()
     if blank.any():
-        raise InputError(f"{label}: column {column!r} is blank in row(s) {_row_list(values.index[blank])}. Fill in every code.")
+        raise InputError(f"{label}: column {column!r} is blank in row(s) {_files.row_list(values.index[blank])}. Fill in every code.")
     return codes.astype(str)
 
 
@@ -1022,10 +1023,10 @@ def community_key(rows: pd.DataFrame, label: str, *, hint: str = "") -> tuple[st
     ``name``, ``名称``). With neither, an :class:`~geoplan.errors.InputError`
     names ``label`` and its columns, and ends with ``hint`` (another way to name the column).
     """
-    code = _find_column(rows, _COMMUNITY_CODE_NAMES) or _find_column(rows, _CODE_NAMES)
+    code = _files.find_column(rows, COMMUNITY_CODE_NAMES) or _files.find_column(rows, CODE_NAMES)
     if code is not None:
         return code, "code"
-    name = _find_column(rows, _COMMUNITY_NAME_NAMES) or _find_column(rows, _NAME_NAMES)
+    name = _files.find_column(rows, COMMUNITY_NAME_NAMES) or _files.find_column(rows, NAME_NAMES)
     if name is not None:
         return name, "name"
     raise InputError(
@@ -1034,7 +1035,7 @@ def community_key(rows: pd.DataFrame, label: str, *, hint: str = "") -> tuple[st
     )
 
 
-def _read_table(path: str | Path, *, what: str, sheet: str | int | None = None, header_names: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
+def read_table(path: str | Path, *, what: str, sheet: str | int | None = None, header_names: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
     """A CSV's or Excel sheet's rows, indexed as a planner numbers them (CSV data rows from 1; Excel's row numbers)."""
     path = _files.existing_file(path, what=what)
     suffix = path.suffix.lower()
@@ -1106,21 +1107,10 @@ def _projected(frame: gpd.GeoDataFrame, what: str) -> gpd.GeoDataFrame:
     return frame
 
 
-def _find_column(table: pd.DataFrame, names: tuple[str, ...]) -> str | None:
-    lower = {str(c).strip().lower(): c for c in table.columns}
-    return next((lower[n.lower()] for n in names if n.lower() in lower), None)
-
-
 def _columns(frame: pd.DataFrame) -> list[str]:
     return [str(c) for c in frame.columns if c != getattr(frame, "_geometry_column_name", None)]
 
 
-def _row_list(rows) -> str:
-    rows = list(rows)
-    shown = ", ".join(str(r) for r in rows[:10])
-    return shown + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
-
-
-def _row_values(values: pd.Series) -> str:
+def row_values(values: pd.Series) -> str:
     shown = ", ".join(f"row {i}: {v!r}" for i, v in values.iloc[:10].items())
     return shown + (f" and {len(values) - 10} more" if len(values) > 10 else "")

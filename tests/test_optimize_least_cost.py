@@ -7,6 +7,7 @@ itertools over every subset of (kind, candidate) columns.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -18,6 +19,7 @@ from geoplan.errors import InfeasibleError, InputError
 from geoplan.optimize import (
     CoverageShare,
     KindSpec,
+    LeastCostOptions,
     Problem,
     Quantity,
     Ratio,
@@ -230,7 +232,7 @@ def solve(seed, reqs=None, **kw):
     times, people, sites, site_units, demand_units = instance(seed)
     reqs = random_requirements(seed) if reqs is None else reqs
     problem = make_problem(times, people, sites)
-    args = dict(site_units=site_units, demand_units=demand_units, unit_codes=UNIT_CODES, new_attributes=NEW_ATTRIBUTES, build=BUILD)
+    args = LeastCostOptions(site_units=site_units, demand_units=demand_units, unit_codes=UNIT_CODES, new_attributes=NEW_ATTRIBUTES, build=BUILD)
     return problem, reqs, (times, people, sites, site_units, demand_units), args
 
 
@@ -246,7 +248,7 @@ def test_least_cost_equals_brute_force(seed):
     expected, _ = brute_force(*data, reqs)
     if expected is None:
         with pytest.raises(InfeasibleError) as caught:
-            least_cost(problem, reqs, **args)
+            least_cost(problem, reqs, options=args)
         alone = {r.id: brute_force(*data, [r])[0] is not None for r in reqs}
         if isinstance(caught.value, RequirementsUnreachable):
             found = dict(caught.value.unreachable)
@@ -257,7 +259,7 @@ def test_least_cost_equals_brute_force(seed):
         else:  # each one alone can be met, not all together
             assert all(alone.values())
         return
-    plan = least_cost(problem, reqs, **args)
+    plan = least_cost(problem, reqs, options=args)
     assert plan.status == "optimal"
     assert plan.cost == pytest.approx(expected)
     assert plan.objective == pytest.approx(expected)
@@ -271,9 +273,9 @@ def test_least_cost_with_kind_costs_and_one_per_site_equals_brute_force(seed):
     expected, _ = brute_force(*data, reqs, one_per_site=True, kind_costs=kind_costs)
     if expected is None:
         with pytest.raises(InfeasibleError):
-            least_cost(problem, reqs, one_per_site=True, kind_costs=kind_costs, **args)
+            least_cost(problem, reqs, options=dataclasses.replace(args, one_per_site=True, kind_costs=kind_costs))
         return
-    plan = least_cost(problem, reqs, one_per_site=True, kind_costs=kind_costs, **args)
+    plan = least_cost(problem, reqs, options=dataclasses.replace(args, one_per_site=True, kind_costs=kind_costs))
     assert plan.cost == pytest.approx(expected)
     new_sites = [i for ids in plan.opened.values() for i in ids]
     assert len(new_sites) == len(set(new_sites))
@@ -287,9 +289,9 @@ def test_least_cost_with_closures_equals_brute_force(seed):
     expected, best_set = brute_force(*data, reqs, closable=closable)
     if expected is None:
         with pytest.raises(InfeasibleError):
-            least_cost(problem, reqs, closable=closable, **args)
+            least_cost(problem, reqs, options=dataclasses.replace(args, closable=closable))
         return
-    plan = least_cost(problem, reqs, closable=closable, **args)
+    plan = least_cost(problem, reqs, options=dataclasses.replace(args, closable=closable))
     assert plan.cost == pytest.approx(expected)
     kept = set(closable) - set(plan.closed)
     new_cost = sum(problem.sites.loc[i, "cost"] for ids in plan.opened.values() for i in ids)
@@ -301,12 +303,12 @@ def test_least_cost_with_closures_equals_brute_force(seed):
 def test_reductions_keep_the_optimum(seed):
     problem, reqs, data, args = solve(seed)
     try:
-        reduced = least_cost(problem, reqs, **args)
+        reduced = least_cost(problem, reqs, options=args)
     except InfeasibleError:
         with pytest.raises(InfeasibleError):
-            least_cost(problem, reqs, reduce=False, warm_start=False, **args)
+            least_cost(problem, reqs, options=dataclasses.replace(args, reduce=False, warm_start=False))
         return
-    full = least_cost(problem, reqs, reduce=False, warm_start=False, **args)
+    full = least_cost(problem, reqs, options=dataclasses.replace(args, reduce=False, warm_start=False))
     assert reduced.cost == pytest.approx(full.cost)
     assert reduced.reductions["columns_in_model"] <= full.reductions["columns_in_model"]
 
@@ -324,14 +326,14 @@ def test_dominated_candidates_left_out_keep_the_optimum(seed):
     reachable = 100 * g[(times <= TAU_MIN * 60).any(axis=1)].sum() / g.sum()
     reqs = [UnitShare("communities", ("station",), "community", 50),
             CoverageShare("circle", ("station",), "pop_60", TAU_MIN, float(rng.uniform(0.4, 0.95)) * reachable)]
-    args = dict(site_units=site_units, unit_codes=UNIT_CODES, build=("station",))
+    args = LeastCostOptions(site_units=site_units, unit_codes=UNIT_CODES, build=("station",))
     expected, _ = brute_force(times, people, sites, site_units, demand_units, reqs, build=("station",))
     if expected is None:
         with pytest.raises(InfeasibleError):
-            least_cost(problem, reqs, **args)
+            least_cost(problem, reqs, options=args)
         return
-    plan = least_cost(problem, reqs, **args)
-    full = least_cost(problem, reqs, reduce=False, warm_start=False, **args)
+    plan = least_cost(problem, reqs, options=args)
+    full = least_cost(problem, reqs, options=dataclasses.replace(args, reduce=False, warm_start=False))
     assert plan.cost == pytest.approx(expected) and full.cost == pytest.approx(expected)
     assert plan.reductions["columns_in_model"] <= 6 < full.reductions["columns_in_model"]
     assert_plan_passes(plan, reqs, times, people, sites, site_units, demand_units)
@@ -341,11 +343,11 @@ def test_dominated_candidates_left_out_keep_the_optimum(seed):
 def test_greedy_cost_is_at_least_the_exact_cost(seed):
     problem, reqs, data, args = solve(seed)
     try:
-        exact = least_cost(problem, reqs, **args)
+        exact = least_cost(problem, reqs, options=args)
     except InfeasibleError:
         return
     try:
-        greedy = greedy_least_cost(problem, reqs, **args)
+        greedy = greedy_least_cost(problem, reqs, options=args)
     except InfeasibleError:
         assert exact.greedy_cost is None
         return
@@ -370,13 +372,13 @@ def test_requirements_already_met_cost_nothing():
     ]
     assert all(holds(r, [(sites["kind"].iloc[j], j) for j in existing], times, people, sites, site_units, demand_units, set(existing))
                for r in reqs)
-    args = dict(site_units=site_units, unit_codes=UNIT_CODES, new_attributes=NEW_ATTRIBUTES, build=BUILD)
-    plan = least_cost(problem, reqs, **args)
+    args = LeastCostOptions(site_units=site_units, unit_codes=UNIT_CODES, new_attributes=NEW_ATTRIBUTES, build=BUILD)
+    plan = least_cost(problem, reqs, options=args)
     assert plan.cost == 0.0 and plan.n_new == 0 and len(plan.phases) == 0
     assert plan.status == "optimal"
     assert plan.requirements["passed_before"].all() and plan.requirements["passed"].all()
     assert all(plan.reductions["requirements"][r.id]["met_by_existing"] for r in reqs)
-    assert greedy_least_cost(problem, reqs, **args).cost == 0.0
+    assert greedy_least_cost(problem, reqs, options=args).cost == 0.0
 
 
 def test_unreachable_requirements_name_the_best_achievable():
@@ -400,7 +402,7 @@ def test_unreachable_requirements_name_the_best_achievable():
         CoverageShare("reachable", ("station",), "pop_60", SHORT_MIN, best_circle / 2),
     ]
     with pytest.raises(RequirementsUnreachable) as caught:
-        least_cost(problem, reqs, site_units=site_units, unit_codes=UNIT_CODES, new_attributes=NEW_ATTRIBUTES, build=BUILD)
+        least_cost(problem, reqs, options=LeastCostOptions(site_units=site_units, unit_codes=UNIT_CODES, new_attributes=NEW_ATTRIBUTES, build=BUILD))
     found = dict(caught.value.unreachable)
     assert set(found) == {"communities", "circle", "floor"}
     assert found["communities"] == pytest.approx(best_units) and best_units < 100
@@ -410,7 +412,7 @@ def test_unreachable_requirements_name_the_best_achievable():
     assert "'communities'" in message and "at most" in message and "lower the target" in message
     assert isinstance(caught.value, InfeasibleError)
     with pytest.raises(RequirementsUnreachable):
-        greedy_least_cost(problem, reqs, site_units=site_units, unit_codes=UNIT_CODES, new_attributes=NEW_ATTRIBUTES, build=BUILD)
+        greedy_least_cost(problem, reqs, options=LeastCostOptions(site_units=site_units, unit_codes=UNIT_CODES, new_attributes=NEW_ATTRIBUTES, build=BUILD))
 
 
 def test_unreachable_per_unit_quantity_lists_the_short_units():
@@ -418,7 +420,7 @@ def test_unreachable_per_unit_quantity_lists_the_short_units():
     problem = make_problem(times, people, sites)
     req = Quantity("floor_each", ("station",), "floor_area_m2", 1e6, level="community")
     with pytest.raises(RequirementsUnreachable) as caught:
-        least_cost(problem, [req], site_units=site_units, unit_codes=UNIT_CODES, new_attributes=NEW_ATTRIBUTES)
+        least_cost(problem, [req], options=LeastCostOptions(site_units=site_units, unit_codes=UNIT_CODES, new_attributes=NEW_ATTRIBUTES))
     assert caught.value.unreachable == (("floor_each", 0.0),)
     assert "c0" in str(caught.value) and "short even with every candidate" in str(caught.value)
 
@@ -449,7 +451,7 @@ def test_phases_follow_the_plan():
     for seed in SEEDS:
         problem, reqs, data, args = solve(seed)
         try:
-            plan = least_cost(problem, reqs, **args)
+            plan = least_cost(problem, reqs, options=args)
         except InfeasibleError:
             continue
         phases = plan.phases
@@ -467,9 +469,9 @@ def test_unit_codes_as_series_columns_and_default_universe():
     problem, reqs, data, args = solve(4)
     times, people, sites, site_units, demand_units = data
     reqs = [r for r in reqs if not (isinstance(r, UnitShare) and r.level == "street")]
-    base = least_cost(problem, reqs, **args)
+    base = least_cost(problem, reqs, options=args)
     shuffled = {k: pd.Series(v, index=sites.index).iloc[::-1] for k, v in site_units.items()}
-    again = least_cost(problem, reqs, **{**args, "site_units": shuffled})
+    again = least_cost(problem, reqs, options=dataclasses.replace(args, site_units=shuffled))
     assert again.cost == base.cost
     # the sites' own community_code column, and 462 / 462.0 / "462" as one code
     numbered = {"c0": 460, "c1": 461, "c2": 462, "c3": 463}
@@ -477,8 +479,8 @@ def test_unit_codes_as_series_columns_and_default_universe():
     problem2 = make_problem(times, people, with_column)
     demand = {"community": [numbered[c] if c else None for c in demand_units["community"]]}
     codes = {"community": [str(v) for v in numbered.values()]}
-    args2 = {**args, "site_units": None, "demand_units": demand, "unit_codes": codes}
-    assert least_cost(problem2, reqs, **args2).cost == base.cost
+    args2 = dataclasses.replace(args, site_units=None, demand_units=demand, unit_codes=codes)
+    assert least_cost(problem2, reqs, options=args2).cost == base.cost
 
 
 @pytest.mark.parametrize(
@@ -501,23 +503,23 @@ def test_requirement_values_refuse_bad_input(make, message):
 def test_least_cost_refuses_what_it_cannot_use():
     problem, reqs, data, args = solve(1)
     with pytest.raises(InputError, match="ids repeat"):
-        least_cost(problem, [reqs[0], reqs[0]], **args)
+        least_cost(problem, [reqs[0], reqs[0]], options=args)
     with pytest.raises(InputError, match="site_units=.*'zone'"):
-        least_cost(problem, [UnitShare("z", ("centre",), "zone", 50)], **args)
+        least_cost(problem, [UnitShare("z", ("centre",), "zone", 50)], options=args)
     with pytest.raises(InputError, match="new_attributes="):
-        least_cost(problem, [Quantity("land", ("centre",), "land_m2", 100)], **args)
+        least_cost(problem, [Quantity("land", ("centre",), "land_m2", 100)], options=args)
     with pytest.raises(InputError, match="demand_units="):
         least_cost(problem, [Quantity("f", ("centre",), "floor_area_m2", 1, level="community", per_group="pop_total")],
-                   **{**args, "demand_units": None})
+                   options=dataclasses.replace(args, demand_units=None))
     with pytest.raises(InputError, match="does not have"):
-        least_cost(problem, [CoverageShare("c", ("station",), "pop_disabled", TAU_MIN, 10)], **args)
+        least_cost(problem, [CoverageShare("c", ("station",), "pop_disabled", TAU_MIN, 10)], options=args)
     with pytest.raises(InputError, match="cannot answer for 30 min"):
-        least_cost(problem, [CoverageShare("c", ("station",), "pop_60", 30, 10)], **args)
+        least_cost(problem, [CoverageShare("c", ("station",), "pop_60", 30, 10)], options=args)
     with pytest.raises(InputError, match="have no beds"):
         sites = data[2].assign(beds=np.nan)
-        least_cost(make_problem(data[0], data[1], sites), [Quantity("b", ("station", "centre", "canteen"), "beds", 5)], **args)
+        least_cost(make_problem(data[0], data[1], sites), [Quantity("b", ("station", "centre", "canteen"), "beds", 5)], options=args)
     with pytest.raises(InputError, match="codes but there are"):
-        least_cost(problem, reqs, **{**args, "site_units": {"community": ["c0"], "street": ["s0"]}})
+        least_cost(problem, reqs, options=dataclasses.replace(args, site_units={"community": ["c0"], "street": ["s0"]}))
 
 
 def test_the_no_unit_code_of_planning_units_counts_for_no_unit():
@@ -528,7 +530,7 @@ def test_the_no_unit_code_of_planning_units_counts_for_no_unit():
     problem, reqs, data, args = solve(8)
     site_units = {k: [units.OUTSIDE if c is None else c for c in v] for k, v in data[3].items()}
     # without unit_codes the units are the codes found: "outside" is not one of them
-    plain = least_cost(problem, reqs, **{**args, "unit_codes": None})
-    marked = least_cost(problem, reqs, **{**args, "unit_codes": None, "site_units": site_units})
+    plain = least_cost(problem, reqs, options=dataclasses.replace(args, unit_codes=None))
+    marked = least_cost(problem, reqs, options=dataclasses.replace(args, unit_codes=None, site_units=site_units))
     assert plain.cost == marked.cost
     assert plain.requirements["before"].equals(marked.requirements["before"])

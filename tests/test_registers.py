@@ -105,7 +105,7 @@ def test_add_register_keeps_the_raster_groups_and_feeds_priority_weights(tmp_pat
         A,20,7
     """)
     demand, community_of = hand_demand()
-    with_register = add_register(demand, load_register(path, hand_communities()), community_of)
+    with_register = add_register(demand, spread_register(demand, load_register(path, hand_communities()), community_of))
     assert with_register["pop_80"].equals(demand["pop_80"])  # the demand's own 80+ untouched
     assert with_register.loc["a3", "pop_80_reg"] == pytest.approx(12.0)
     assert with_register.loc["a3", "pop_disabled"] == pytest.approx(4.2)

@@ -400,3 +400,65 @@ def test_cli_targets_refuses_an_unknown_preset_plainly(cache_dir):
 def test_a_region_without_facilities_or_units_is_told_what_to_give(wuchang):
     with pytest.raises(InputError, match="facilities must be a GeoDataFrame or a facility file"):
         targets(wuchang, "shuimogou", facilities=[1, 2], units=fixture_units(wuchang))
+
+
+def _own(body: str):
+    return loads_targets('[plan]\nname="own"\n' + body)
+
+
+@pytest.mark.parametrize("bad_id", ["pop_60", "name", "households", "pass_x", "n_station", "9lives"])
+def test_a_target_id_may_not_take_a_column_of_the_review(bad_id):
+    """An id such as pop_60 or name used to overwrite the unit tables' own columns silently."""
+    with pytest.raises(ConfigError, match="review's own columns"):
+        _own(f'[[targets]]\nid="{bad_id}"\nindicator="reach"\ntier="station"\nmin=50\nclause="c"\n')
+
+
+def test_a_share_over_part_of_the_homes_is_not_judged(wuchang, sample, units):
+    """A nursing-bed share over the homes that have beds is no bound on the whole: it used to be judged a pass."""
+    homes = sample.copy()
+    homes.loc[homes.index[:3], "kind"] = "home"
+    homes["beds"], homes["nursing_beds"] = np.nan, np.nan
+    homes.loc[homes.index[0], ["beds", "nursing_beds"]] = [100, 90]
+    homes.loc[homes.index[1], "beds"] = 1000
+    review = targets(wuchang, _own('[[targets]]\nid="nb"\nindicator="nursing_bed_share"\ntier="home"\nmin=60\nclause="c"\n'),
+                     facilities=homes, units=units)
+    assert review.summary.at["nb", "pass"] is None and review.passed is None
+
+
+def test_units_with_incomplete_data_are_not_failed_on_a_lower_bound(wuchang, sample, units):
+    floor = sample.copy()
+    floor["floor_area_m2"] = np.nan
+    floor.loc[floor.index[0], "floor_area_m2"] = 1e6
+    review = targets(wuchang, _own('[[targets]]\nid="fa"\nindicator="floor_area_per_100_households"\nmin=20\nclause="c"\n'),
+                     facilities=floor, units=units)
+    assert review.summary.at["fa", "pass"] is True  # the district's lower bound already passes
+    assert not (review.streets["pass_fa"] == False).any()  # noqa: E712 (object column of True/False/None)
+
+
+def test_the_plan_keeps_a_passing_share_that_new_homes_could_break(wuchang, sample, units):
+    """Homes with beds but no nursing beds would raise beds per 1,000 and break the nursing share: no plan may do that."""
+    from geoplan.errors import InfeasibleError
+    from geoplan.optimize import SolverOptions
+    from geoplan.targets.to_pass import least_cost_to_pass
+
+    homes = sample.copy()
+    homes.loc[homes.index[:2], "kind"] = "home"
+    homes["beds"], homes["nursing_beds"] = np.nan, np.nan
+    homes.loc[homes.index[:2], ["beds", "nursing_beds"]] = [[100, 70], [100, 70]]
+    review = targets(wuchang, _own(
+        '[[targets]]\nid="nb"\nindicator="nursing_bed_share"\ntier="home"\nmin=60\nclause="c"\n'
+        '[[targets]]\nid="beds"\nindicator="beds_per_1000_older"\ncounts=["home"]\nmin=1.5\nclause="c"\n'), facilities=homes, units=units)
+    assert review.summary.at["nb", "pass"] is True and review.summary.at["beds", "pass"] is False
+    with pytest.raises(InfeasibleError, match="nb"):
+        least_cost_to_pass(review, new_attributes={"home": {"beds": 100, "nursing_beds": 0}}, solver=SolverOptions(time_limit_s=30))
+    plan = least_cost_to_pass(review, new_attributes={"home": {"beds": 100, "nursing_beds": 80}}, solver=SolverOptions(time_limit_s=30))
+    table = plan.requirement_table
+    assert bool(table.loc["nb", "passed"]) and bool(table.loc["beds", "passed"])
+
+
+def test_a_list_without_a_kind_column_is_reported(wuchang, units, tmp_path):
+    path = tmp_path / "no_kind.csv"
+    path.write_text("名称,经度,纬度\n甲中心,114.3125,30.5583\n", encoding="utf-8")
+    facilities = load_facilities(path, crs=wuchang.crs, boundary=wuchang.boundary, coord_system="gcj02")
+    review = targets(wuchang, "shuimogou", facilities=facilities, units=units)
+    assert review.missing_attributes[0].startswith("kind")

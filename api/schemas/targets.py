@@ -6,18 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class TargetOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    indicator: str
-    plan: str
-    section: str
-    clause: str
-    tier: str | None = None
-    level: str | None = None
-    min: float | None = Field(None, description="The figure to reach (at least); null: the plan names the aim without a figure.")
+from geoplan.targets.presets import Target
 
 
 class PresetOut(BaseModel):
@@ -26,7 +15,7 @@ class PresetOut(BaseModel):
     place: str | None = None
     horizon: str | None = None
     source: str | None = None
-    targets: list[TargetOut]
+    targets: list[Target] = Field(description="The targets as geoplan reads them (geoplan.targets.presets.Target); min null: the plan names the aim without a figure.")
 
 
 class PresetList(BaseModel):

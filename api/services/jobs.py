@@ -111,27 +111,26 @@ class JobRunner:
             log.info("jobs: %s %s failed: %s", job.kind, job_id, exc)
             self.store.mark_failed(job_id, jsonable(error))
         except Exception as exc:
-            reference = secrets.token_hex(4)
-            log.error("jobs: %s %s failed unexpectedly (reference %s)", job.kind, job_id, reference, exc_info=exc)
-            self.store.mark_failed(job_id, {
-                "type": "internal",
-                "message": f"The job failed unexpectedly (reference {reference}); the server log has the details.",
-            })
+            self._fail_internally(job, job_id, exc, "failed unexpectedly")
         else:
             try:
                 self.store.mark_succeeded(job_id, jsonable(result))
             except Exception as exc:  # e.g. a result SQLite cannot store: fail the job rather than leave it 'running'
-                reference = secrets.token_hex(4)
-                log.error("jobs: %s %s could not store its result (reference %s)", job.kind, job_id, reference, exc_info=exc)
-                self.store.mark_failed(job_id, {
-                    "type": "internal",
-                    "message": f"The job finished but its result could not be stored (reference {reference}); the server log has the details.",
-                })
+                self._fail_internally(job, job_id, exc, "finished but its result could not be stored")
             else:
                 log.info("jobs: %s %s succeeded", job.kind, job_id)
         finally:
             with self._lock:
                 self._running.discard(job_id)
+
+    def _fail_internally(self, job: JobRecord, job_id: str, exc: Exception, what: str) -> None:
+        """Mark the job failed with a reference to the server log, which has the traceback; the client gets no internals."""
+        reference = secrets.token_hex(4)
+        log.error("jobs: %s %s %s (reference %s)", job.kind, job_id, what, reference, exc_info=exc)
+        self.store.mark_failed(job_id, {
+            "type": "internal",
+            "message": f"The job {what} (reference {reference}); the server log has the details.",
+        })
 
 
 def job_out(job: JobRecord) -> dict:

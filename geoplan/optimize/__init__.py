@@ -47,7 +47,7 @@ PuLP and HiGHS are imported only when a model is solved.
 """
 
 from geoplan.optimize.errors import RequirementsUnreachable, SolverError, TargetUnreachable
-from geoplan.optimize.least_cost import LeastCostPlan, greedy_least_cost, least_cost
+from geoplan.optimize.least_cost import LeastCostOptions, LeastCostPlan, greedy_least_cost, least_cost
 from geoplan.optimize.options import KINDS, MODELS, SOLVERS, KindSpec, ModelOptions, PlanRequest, SolverOptions, kind_specs
 from geoplan.optimize.orchestration import build_model, check_request, optimize
 from geoplan.optimize.phasing import phase_sites
@@ -80,6 +80,7 @@ __all__ = [
     "SOLVERS",
     "CoverageShare",
     "KindSpec",
+    "LeastCostOptions",
     "LeastCostPlan",
     "MipModel",
     "ModelOptions",

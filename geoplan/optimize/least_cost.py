@@ -131,7 +131,7 @@ half of the two communities hold a station and all 60+ live within 10 minutes
 of one:
 
 >>> import numpy as np, pandas as pd
->>> from geoplan.optimize import CoverageShare, KindSpec, Problem, UnitShare, least_cost
+>>> from geoplan.optimize import CoverageShare, KindSpec, LeastCostOptions, Problem, UnitShare, least_cost
 >>> times = np.array([[100.0, np.inf, 700.0, np.inf], [np.inf, 300.0, 200.0, 900.0]])
 >>> people = pd.DataFrame({"pop_60": [10.0, 5.0], "pop_80": [2.0, 1.0]}, index=pd.Index(["d1", "d2"], name="demand_id"))
 >>> sites = pd.DataFrame({"status": ["existing", "candidate", "candidate", "candidate"], "cost": [1.0, 2.0, 1.0, 1.0]},
@@ -139,7 +139,7 @@ of one:
 >>> problem = Problem.from_matrix(times, people, sites, specs=KindSpec(threshold_min=10), cutoff_s=900.0)
 >>> plan = least_cost(problem, [UnitShare("communities", ("station",), "community", 50),
 ...                             CoverageShare("circle", ("station",), "pop_60", 10, 100)],
-...                   site_units={"community": ["A", "A", "B", "B"]})
+...                   options=LeastCostOptions(site_units={"community": ["A", "A", "B", "B"]}))
 >>> dict(plan.opened), plan.cost, plan.status
 ({'station': Index(['c2'], dtype='object', name='site_id')}, 1.0, 'optimal')
 >>> plan.requirements[["before", "after", "passed"]]
@@ -177,7 +177,7 @@ from geoplan.tiers import KINDS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LeastCostPlan", "RequirementsUnreachable", "greedy_least_cost", "least_cost"]
+__all__ = ["LeastCostOptions", "LeastCostPlan", "RequirementsUnreachable", "greedy_least_cost", "least_cost"]
 
 UnitCodes = Mapping[str, Sequence | pd.Series]
 
@@ -187,6 +187,56 @@ UNIT_TOLERANCE = 1e-9
 #: Unit codes that mean "in no unit" (besides None, NaN and ""): the code
 #: ``PlanningUnits.locate`` gives points outside every unit (``geoplan.units.OUTSIDE``).
 NO_UNIT_CODES = frozenset({"outside"})
+
+
+@dataclasses.dataclass(frozen=True)
+class LeastCostOptions:
+    """What :func:`least_cost` and :func:`greedy_least_cost` may build, where, and at what cost.
+
+    Parameters
+    ----------
+    site_units
+        Per level (``"street"``, ``"community"``, ``"zone"``...), the unit
+        code of each site: a sequence following ``problem.sites`` or a Series
+        indexed by ``site_id`` (None, NaN or ``"outside"``: outside every
+        unit), e.g. the columns of ``PlanningUnits.locate``. Codes are compared
+        as text (462, 462.0 and "462" are one code). Default: the sites'
+        ``<level>_code`` column.
+    demand_units
+        Per level, the unit code of each demand row (needed by a per-unit
+        Quantity per people).
+    unit_codes
+        Per level, every unit (the denominator of a UnitShare). Default: the
+        codes found in ``site_units`` and ``demand_units``.
+    new_attributes
+        Per kind, the attributes of a new facility (``{"station":
+        {"floor_area_m2": 300}}``), used where the candidate has no value of its own.
+    build
+        The kinds that may be built (default: every kind a requirement
+        names). A candidate may take a kind when ``problem.eligible`` says so
+        (kinds the problem plans) and otherwise always.
+    kind_costs
+        Per kind, a factor on the site cost of a new facility of that kind
+        (default 1: the site's ``cost``).
+    closable
+        Ids of existing facilities that may close (see "Consolidation").
+    one_per_site
+        A candidate takes at most one new facility.
+    reduce, warm_start
+        Apply the exact reductions; start HiGHS from the greedy plan
+        (:func:`least_cost` only).
+    """
+
+    site_units: UnitCodes | None = None
+    demand_units: UnitCodes | None = None
+    unit_codes: Mapping[str, Sequence[str]] | None = None
+    new_attributes: Mapping[str, Mapping[str, float]] | None = None
+    build: Sequence[str] | None = None
+    kind_costs: Mapping[str, float] | None = None
+    closable: Sequence | None = None
+    one_per_site: bool = False
+    reduce: bool = True
+    warm_start: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,20 +410,10 @@ def _number(name: str, value, *, positive: bool = False) -> float:
     return float(value)
 
 
-def _prepare(
-    problem: Problem,
-    requirements,
-    *,
-    site_units: UnitCodes | None,
-    demand_units: UnitCodes | None,
-    unit_codes: Mapping[str, Sequence[str]] | None,
-    new_attributes: Mapping[str, Mapping[str, float]] | None,
-    build: Sequence[str] | None,
-    kind_costs: Mapping[str, float] | None,
-    closable: Sequence | None,
-    one_per_site: bool,
-    reduce: bool,
-) -> _Instance:
+def _prepare(problem: Problem, requirements, options: LeastCostOptions) -> _Instance:
+    site_units, demand_units, unit_codes = options.site_units, options.demand_units, options.unit_codes
+    new_attributes, build, kind_costs, closable = options.new_attributes, options.build, options.kind_costs, options.closable
+    one_per_site, reduce = options.one_per_site, options.reduce
     reqs = check_requirements(requirements)
     sites = problem.sites
     people = problem.people
@@ -1031,16 +1071,7 @@ def least_cost(
     problem: Problem,
     requirements: Requirement | Sequence[Requirement],
     *,
-    site_units: UnitCodes | None = None,
-    demand_units: UnitCodes | None = None,
-    unit_codes: Mapping[str, Sequence[str]] | None = None,
-    new_attributes: Mapping[str, Mapping[str, float]] | None = None,
-    build: Sequence[str] | None = None,
-    kind_costs: Mapping[str, float] | None = None,
-    closable: Sequence | None = None,
-    one_per_site: bool = False,
-    reduce: bool = True,
-    warm_start: bool = True,
+    options: LeastCostOptions = LeastCostOptions(),
     solver: SolverOptions = SolverOptions(),
 ) -> LeastCostPlan:
     """The cheapest new facilities (per kind) that make every requirement hold, exactly (see the module docstring).
@@ -1054,35 +1085,9 @@ def least_cost(
     requirements
         :class:`UnitShare`, :class:`CoverageShare`, :class:`Quantity`,
         :class:`Ratio` values (:mod:`geoplan.optimize.requirements`).
-    site_units
-        Per level (``"street"``, ``"community"``, ``"zone"``...), the unit
-        code of each site: a sequence following ``problem.sites`` or a Series
-        indexed by ``site_id`` (None, NaN or ``"outside"``: outside every
-        unit), e.g. the columns of ``PlanningUnits.locate``. Codes are compared
-        as text (462, 462.0 and "462" are one code). Default: the sites'
-        ``<level>_code`` column.
-    demand_units
-        Per level, the unit code of each demand row (needed by a per-unit
-        Quantity per people).
-    unit_codes
-        Per level, every unit (the denominator of a UnitShare). Default: the
-        codes found in ``site_units`` and ``demand_units``.
-    new_attributes
-        Per kind, the attributes of a new facility (``{"station":
-        {"floor_area_m2": 300}}``), used where the candidate has no value of its own.
-    build
-        The kinds that may be built (default: every kind a requirement
-        names). A candidate may take a kind when ``problem.eligible`` says so
-        (kinds the problem plans) and otherwise always.
-    kind_costs
-        Per kind, a factor on the site cost of a new facility of that kind
-        (default 1: the site's ``cost``).
-    closable
-        Ids of existing facilities that may close (see "Consolidation").
-    one_per_site
-        A candidate takes at most one new facility.
-    reduce, warm_start
-        Apply the exact reductions; start HiGHS from the greedy plan.
+    options
+        :class:`LeastCostOptions`: unit codes of sites and demand, the kinds
+        to build and their costs, closable facilities, reductions.
     solver
         :class:`~geoplan.optimize.options.SolverOptions` (time limit, gap, solver).
 
@@ -1098,9 +1103,7 @@ def least_cost(
         Missing unit codes or attributes, unknown groups or kinds, bad values.
     """
     t0 = time.perf_counter()
-    inst = _prepare(problem, requirements, site_units=site_units, demand_units=demand_units, unit_codes=unit_codes,
-                    new_attributes=new_attributes, build=build, kind_costs=kind_costs, closable=closable,
-                    one_per_site=one_per_site, reduce=reduce)
+    inst = _prepare(problem, requirements, options)
     best = _check_reachable(inst)
     t_greedy = time.perf_counter()
     greedy = _greedy(inst)
@@ -1110,7 +1113,7 @@ def least_cost(
         open_cols = np.zeros(inst.n_cols, bool)  # every requirement already holds: nothing to build, every closable closes
         stats = _no_model_stats(time.perf_counter() - t0, solver, "none (every requirement already holds)")
     else:
-        mip, cols = _model(inst, greedy if (warm_start and greedy is not None) else None)
+        mip, cols = _model(inst, greedy if (options.warm_start and greedy is not None) else None)
         build_s = time.perf_counter() - t0
         log.info("least_cost: %d variables, %d constraints, %d nonzeros", mip.n_cols, mip.n_rows, mip.A.nnz)
         solution = solve_model(mip, solver)
@@ -1136,15 +1139,7 @@ def greedy_least_cost(
     problem: Problem,
     requirements: Requirement | Sequence[Requirement],
     *,
-    site_units: UnitCodes | None = None,
-    demand_units: UnitCodes | None = None,
-    unit_codes: Mapping[str, Sequence[str]] | None = None,
-    new_attributes: Mapping[str, Mapping[str, float]] | None = None,
-    build: Sequence[str] | None = None,
-    kind_costs: Mapping[str, float] | None = None,
-    closable: Sequence | None = None,
-    one_per_site: bool = False,
-    reduce: bool = True,
+    options: LeastCostOptions = LeastCostOptions(),
 ) -> LeastCostPlan:
     """The greedy plan for the same requirements: the baseline beside :func:`least_cost` (and its starting solution).
 
@@ -1158,9 +1153,7 @@ def greedy_least_cost(
     against a Quantity: :func:`least_cost` decides those exactly).
     """
     t0 = time.perf_counter()
-    inst = _prepare(problem, requirements, site_units=site_units, demand_units=demand_units, unit_codes=unit_codes,
-                    new_attributes=new_attributes, build=build, kind_costs=kind_costs, closable=closable,
-                    one_per_site=one_per_site, reduce=reduce)
+    inst = _prepare(problem, requirements, options)
     best = _check_reachable(inst)
     t1 = time.perf_counter()
     open_cols = _greedy(inst)

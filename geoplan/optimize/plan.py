@@ -226,7 +226,7 @@ class Plan(SolvedBy):
         summary = self.summary()
         summary["value"] = summary["value"].map(lambda v: v if isinstance(v, (int, float, str)) or v is None else str(v))
         sheets = {"summary 摘要": summary, "sites 站点": sites, "coverage 覆盖": coverage}
-        return _files.write_workbook(path, {name: _bilingual(frame) for name, frame in sheets.items()})
+        return _files.write_workbook(path, {name: bilingual(frame) for name, frame in sheets.items()})
 
 
 #: The Chinese put before a group's column name after each prefix (``gain_pop_60``: 新增60岁及以上).
@@ -236,7 +236,7 @@ _PREFIXES_ZH = {
 }
 
 
-def _bilingual(frame: pd.DataFrame) -> pd.DataFrame:
+def bilingual(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.rename(columns={c: _files.bilingual_header(c, _HEADERS_ZH, _PREFIXES_ZH) for c in frame.columns})
 
 

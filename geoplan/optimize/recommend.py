@@ -196,8 +196,9 @@ def plan_problem(
 def _with_best_plan(error: TargetUnreachable, problem, options, solver, region_key, crs, demand_cells, thresholds_min) -> TargetUnreachable:
     """The error, with the plan that reaches the best achievable coverage with the fewest sites."""
     try:
+        # the best share is reached with every candidate open: its fewest sites may need more than p or the budget
         best_specs = [
-            dataclasses.replace(s, target_pct=_best_pct(problem, s)) if s.target_pct > _best_pct(problem, s) else s
+            dataclasses.replace(s, target_pct=_best_pct(problem, s), p=None, budget=None) if s.target_pct > _best_pct(problem, s) else s
             for s in problem.specs
         ]
         plan = plan_problem(problem.with_specs(best_specs), options, solver, region_key=region_key, crs=crs,

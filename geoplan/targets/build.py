@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from geoplan.errors import InputError
+from geoplan.errors import ConfigError, InputError
 from geoplan.reach import ReachMatrix
 from geoplan.targets import indicators as ind
-from geoplan.targets.consolidation import WALK_TIERS, ConsolidationOptions, catchments, review_consolidation
+from geoplan.targets.consolidation import WALK_TIERS, ConsolidationOptions, review_consolidation, tier_catchments
 from geoplan.targets.indicators import OUTSIDE, Figure, Inputs
 from geoplan.targets.presets import DEFAULT_THRESHOLD_MIN, INDICATORS, Target, TargetSet, load_targets
 from geoplan.targets.review import Review
@@ -97,6 +97,8 @@ def targets(
     people = pd.DataFrame({g: demand[g].to_numpy(dtype=float) for g in region.groups}, index=demand.index)
     demand_units = _locate(units, demand.geometry, what="demand")
     missing = tuple(a for a in _attribute_names() if a not in facilities.columns)  # as the list has them, before placing
+    if len(facilities) and "kind_column" in facilities.attrs and facilities.attrs["kind_column"] is None:
+        missing = ("kind (every row was read as a station)", *missing)  # reported, not guessed silently
     facilities = _facility_units(units, facilities)
 
     standard = ind.standard_indicators(target_set.name)
@@ -148,7 +150,7 @@ def targets(
     facilities = facilities.copy()
     for group in ("pop_60", "pop_80"):
         if group in people:
-            facilities[f"catchment_{group}"] = catchments(facilities, people, reach, group=group)
+            facilities[f"catchment_{group}"] = tier_catchments(facilities, people, reach, group=group)
     between = None
     if consolidation.min_catchment is not None and len(facilities):
         from geoplan.reach import travel_times
@@ -325,7 +327,10 @@ def _summary_row(target: Target, figure: Figure, passed, source: str, failing, i
         "min": target.min,
         "pass": passed,
         "status": figure.status if (from_file and target.judged) or figure.status != "ok" else ("ok (reported)" if from_file else "ok"),
-        "detail": figure.detail,
+        "detail": figure.detail + (
+            f"; scope '{target.scope}' not applied: no layer says which areas are {target.scope}, so it is judged district-wide"
+            if target.scope and from_file else ""
+        ),
         "n_failing_units": n_failing if failing else None,
         "failing_units": listed if failing else None,
         "plan": target.plan if from_file else None,
@@ -338,6 +343,12 @@ def _summary_row(target: Target, figure: Figure, passed, source: str, failing, i
 
 
 def _with_columns(table: pd.DataFrame, columns: dict[str, pd.Series]) -> pd.DataFrame:
+    clash = sorted(set(columns) & set(table.columns))
+    if clash:  # a target id named like a column of the unit tables would overwrite it
+        raise ConfigError(
+            f"Target ids make the unit-table columns {clash}, which the review already has; "
+            "give those targets other ids (e.g. prefix them with the plan's name)."
+        )
     table = table.copy()
     for name, series in columns.items():
         if series is None:

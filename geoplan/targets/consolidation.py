@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from geoplan.errors import InputError
-from geoplan.reach import ReachMatrix
+from geoplan.coverage import assigned_catchments, catchments
+from geoplan.reach import ReachMatrix, within_time
 from geoplan.targets.presets import DEFAULT_THRESHOLD_MIN
 from geoplan.tiers import SERVED_BY
 
@@ -70,17 +71,9 @@ class ConsolidationOptions:
             raise InputError(f"max_merge_walk_min must be positive minutes, got {self.max_merge_walk_min!r}.")
 
 
-def catchments(facilities: pd.DataFrame, people: pd.DataFrame, reach: ReachMatrix, *, group: str) -> pd.Series:
+def tier_catchments(facilities: pd.DataFrame, people: pd.DataFrame, reach: ReachMatrix, *, group: str) -> pd.Series:
     """People of ``group`` within each facility's own tier walk (overlapping catchments), by ``site_id``."""
-    out = pd.Series(np.nan, index=facilities.index, name=f"catchment_{group}")
-    values = people[group].to_numpy(dtype=float)
-    for kind in WALK_TIERS:
-        ids = facilities.index[facilities["kind"].astype(str).to_numpy() == kind]
-        if not len(ids):
-            continue
-        within = reach.within(DEFAULT_THRESHOLD_MIN[kind] * 60.0, sites=pd.Index(ids, dtype=object))
-        out.loc[ids] = within.T @ values
-    return out
+    return _per_tier(facilities, people, reach, group=group, count=catchments)
 
 
 def review_consolidation(
@@ -113,7 +106,7 @@ def review_consolidation(
     group = options.group
     if group not in people:
         raise InputError(f"Consolidation counts {group!r}, which the demand does not have; use one of {list(people.columns)}.")
-    catchment = catchments(facilities, people, reach, group=group)
+    catchment = tier_catchments(facilities, people, reach, group=group)
     values = {g: people[g].to_numpy(dtype=float) for g in ("pop_60", "pop_80", group) if g in people}
     assigned = _assigned(facilities, people, reach, group=group)
     rows = []
@@ -172,18 +165,16 @@ def review_consolidation(
 
 def _assigned(facilities: pd.DataFrame, people: pd.DataFrame, reach: ReachMatrix, *, group: str) -> pd.Series:
     """People of ``group`` who use each facility: everyone goes to the nearest of its kind within the kind's walk."""
-    out = pd.Series(0.0, index=facilities.index)
-    values = people[group].to_numpy(dtype=float)
+    return _per_tier(facilities, people, reach, group=group, count=assigned_catchments).fillna(0.0)
+
+
+def _per_tier(facilities: pd.DataFrame, people: pd.DataFrame, reach: ReachMatrix, *, group: str, count) -> pd.Series:
+    """``count`` (a :mod:`geoplan.coverage` catchment) of each walking tier's facilities at that tier's walk."""
+    out = pd.Series(np.nan, index=facilities.index, name=f"catchment_{group}")
     for kind in WALK_TIERS:
         ids = pd.Index(facilities.index[facilities["kind"].astype(str).to_numpy() == kind], dtype=object)
-        if not len(ids):
-            continue
-        times = reach.limited(DEFAULT_THRESHOLD_MIN[kind] * 60.0, sites=ids).tocoo()
-        if not times.nnz:
-            continue
-        pairs = pd.DataFrame({"d": times.row, "s": times.col, "t": times.data}).sort_values(["d", "t", "s"]).drop_duplicates("d")
-        sums = pd.Series(values[pairs["d"].to_numpy()]).groupby(pairs["s"].to_numpy()).sum()
-        out.loc[ids[sums.index.to_numpy()]] = sums.to_numpy()
+        if len(ids):
+            out.loc[ids] = count(people, reach.select(ids), threshold_min=DEFAULT_THRESHOLD_MIN[kind])[group].to_numpy()
     return out
 
 
@@ -194,7 +185,7 @@ def _merge_target(site_id, kind, facilities, kinds, pairs, closed, assigned, opt
     walks = pairs[(pairs["demand_id"] == site_id) & (pairs["site_id"] != site_id)]
     same = np.array([kinds.get(s) == kind and s not in closed for s in walks["site_id"]], dtype=bool)
     walks = walks[same]
-    walks = walks[walks["time_s"] <= options.max_merge_walk_min * 60.0 + 1e-9].sort_values(["time_s", "site_id"])
+    walks = walks[within_time(walks["time_s"].to_numpy(), options.max_merge_walk_min * 60.0)].sort_values(["time_s", "site_id"])
     capacity = pd.to_numeric(facilities["capacity"], errors="coerce") if "capacity" in facilities else pd.Series(np.nan, index=facilities.index)
     need = float(assigned.get(site_id, 0.0))
     for target, time_s in zip(walks["site_id"], walks["time_s"]):

@@ -91,9 +91,9 @@ class Inputs:
 def standard_indicators(plan: str) -> tuple[Target, ...]:
     """The indicators every review reports, with or without a target in the file."""
     def std(target_id: str, indicator: str, **kw) -> Target:
-        from geoplan.targets.presets import _default_counts
+        from geoplan.targets.presets import default_counts
 
-        counts = _default_counts(indicator, kw.get("tier"))
+        counts = default_counts(indicator, kw.get("tier"))
         return Target(id=target_id, indicator=indicator, plan=plan, section="", clause="", counts=counts, **kw)
 
     return (
@@ -161,9 +161,14 @@ def judge(target: Target, figure: Figure) -> bool | None:
     if target.min is None or figure.value is None:
         return None
     passed = figure.value >= target.min - 1e-9
-    if not figure.complete and not passed:
-        return None  # a lower bound below the target says nothing
+    if not figure.complete and (not passed or not _is_lower_bound(target)):
+        return None  # a lower bound below the target says nothing; a share over part of the homes, nothing at all
     return bool(passed)
+
+
+def _is_lower_bound(target: Target) -> bool:
+    """Whether the figure from the facilities that have the data is a lower bound of the true one (sums are; shares are not)."""
+    return target.indicator != "nursing_bed_share"
 
 
 def judge_units(target: Target, figure: Figure) -> tuple[pd.Series | None, pd.Series | None]:
@@ -187,8 +192,10 @@ def judge_units(target: Target, figure: Figure) -> tuple[pd.Series | None, pd.Se
         if series is None:
             out.append(None)
             continue
-        judged = pd.Series([None if not np.isfinite(v) else bool(v >= target.min - 1e-9) for v in series.to_numpy(dtype=float)],
-                           index=series.index, dtype=object)
+        passes = [None if not np.isfinite(v) else bool(v >= target.min - 1e-9) for v in series.to_numpy(dtype=float)]
+        if not figure.complete:  # incomplete data: a unit's lower bound can show a pass, never a fail
+            passes = [p if p and _is_lower_bound(target) else None for p in passes]
+        judged = pd.Series(passes, index=series.index, dtype=object)
         judged[OUTSIDE] = None
         out.append(judged)
     return out[0], out[1]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -64,6 +65,9 @@ DEFAULT_THRESHOLD_MIN: Mapping[str, float] = MappingProxyType({
 NO_SECTION = "section not given"
 
 _PLAN_KEYS = {"key", "name", "place", "horizon", "source", "note"}
+#: Column names of the review's unit tables, which a target id may not take.
+RESERVED_IDS = frozenset({"name", "geometry", "street_code", "community_code", "households", "passes", "failing", "approximate", "level"})
+
 _TARGET_KEYS = {
     "id", "indicator", "tier", "counts", "level", "group", "threshold_min", "min", "scope",
     "plan", "section", "clause", "quote_zh", "note",
@@ -287,6 +291,11 @@ def _target(item: Mapping[str, Any], number: int, plan_name: str, where: str) ->
     label = f"target {number}" + (f" ({item['id']!r})" if isinstance(item.get("id"), str) else "")
     _check_keys(item, _TARGET_KEYS, where, label)
     target_id = _text(item, "id", where, label, required=True)
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", target_id) or target_id in RESERVED_IDS or target_id.startswith(("pop_", "n_", "pass_")):
+        raise ConfigError(
+            f"{where}: {label} has id {target_id!r}; an id is letters, digits and _ (starting with a letter), and not one of "
+            f"{', '.join(sorted(RESERVED_IDS))} nor starting with pop_, n_ or pass_ (the review's own columns)."
+        )
     indicator = _text(item, "indicator", where, label, required=True)
     if indicator not in INDICATORS:
         raise ConfigError(f"{where}: {label} has indicator {indicator!r}; use one of {', '.join(INDICATORS)}{_nearest(indicator, INDICATORS)}.")
@@ -304,7 +313,7 @@ def _target(item: Mapping[str, Any], number: int, plan_name: str, where: str) ->
         raise ConfigError(f"{where}: {label} has tier {tier!r}; use one of {', '.join(KINDS)}{_nearest(tier, KINDS)}.")
     counts = item.get("counts")
     if counts is None:
-        counts = _default_counts(indicator, tier)
+        counts = default_counts(indicator, tier)
     else:
         if isinstance(counts, str) or not isinstance(counts, list) or not counts or not all(isinstance(c, str) for c in counts):
             raise ConfigError(f"{where}: {label} counts must be a list of facility kinds, e.g. [\"station\", \"centre\"].")
@@ -340,7 +349,7 @@ def _target(item: Mapping[str, Any], number: int, plan_name: str, where: str) ->
     )
 
 
-def _default_counts(indicator: str, tier: str | None) -> tuple[str, ...]:
+def default_counts(indicator: str, tier: str | None) -> tuple[str, ...]:
     if indicator == "facility_count":
         return (tier,)
     if indicator in ("unit_share", "reach"):

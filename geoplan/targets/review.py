@@ -112,12 +112,15 @@ class Review:
 
     @property
     def passed(self) -> bool | None:
-        """True when every judged target passes, False when one fails, None when none could be judged."""
-        judged = self.summary.loc[self.summary["source"] == "targets file", "pass"]
-        judged = [v for v in judged if v is not None and not (isinstance(v, float) and math.isnan(v))]
-        if not judged:
-            return None
-        return bool(all(judged))
+        """False when a target fails, True when every target of the file is judged and passes, None when one cannot be judged."""
+        judged_ids = [t.id for t in self.targets.targets if t.min is not None]  # targets with a figure to meet
+        verdicts = [self.summary.at[i, "pass"] for i in judged_ids]
+        judged = [v for v in verdicts if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        if any(v is False for v in judged):
+            return False
+        if not judged or len(judged) < len(verdicts):
+            return None  # no data for some target: the district cannot be said to pass
+        return True
 
     def failing(self) -> pd.DataFrame:
         """The summary rows of the targets that fail."""
@@ -180,7 +183,7 @@ class Review:
             ("approximate_zones" if self.approximate else "streets", self.streets, self.street_geometry),
             ("communities", self.communities, self.community_geometry),
         ):
-            frame = _sheet_values(table.drop(index=OUTSIDE, errors="ignore"))
+            frame = sheet_values(table.drop(index=OUTSIDE, errors="ignore"))
             geom = geometry.geometry.copy()
             geom.index = geom.index.astype(str)
             layers[name] = gpd.GeoDataFrame(frame, geometry=geom.reindex(frame.index).to_numpy(), crs=geometry.crs)
@@ -193,10 +196,10 @@ class Review:
             for name, layer in self.unit_layers().items():
                 _gdal_ready(layer.reset_index()).to_file(tmp, layer=name, driver="GPKG")
             if len(self.facilities):
-                _gdal_ready(_sheet_values(self.facilities).reset_index()).to_file(tmp, layer="facilities", driver="GPKG")
+                _gdal_ready(sheet_values(self.facilities).reset_index()).to_file(tmp, layer="facilities", driver="GPKG")
             import pyogrio
 
-            pyogrio.write_dataframe(_sheet_values(self.summary).reset_index().astype(str), tmp, layer="summary", driver="GPKG")
+            pyogrio.write_dataframe(sheet_values(self.summary).reset_index().astype(str), tmp, layer="summary", driver="GPKG")
         return path
 
     def to_geojson(self, out_dir: str | Path, *, stem: str | None = None) -> dict[str, Path]:
@@ -218,10 +221,10 @@ class Review:
         headers = self._indicator_headers()
         street_headers = {**headers, "name": "近似片区名称(非街道) name (approximate zone, not a street)"} if self.approximate else headers
         sheets = {
-            "summary 摘要": _bilingual(_sheet_values(self.summary).reset_index()),
-            street_sheet: _bilingual(_sheet_values(self.streets).reset_index(), street_headers),
-            "communities 社区": _bilingual(_sheet_values(self.communities).reset_index(), headers),
-            "consolidation 撤并": _bilingual(_sheet_values(self.consolidation).reset_index()),
+            "summary 摘要": bilingual(sheet_values(self.summary).reset_index()),
+            street_sheet: bilingual(sheet_values(self.streets).reset_index(), street_headers),
+            "communities 社区": bilingual(sheet_values(self.communities).reset_index(), headers),
+            "consolidation 撤并": bilingual(sheet_values(self.consolidation).reset_index()),
         }
         facilities = self.facilities.copy()
         wgs = facilities.geometry.to_crs(4326)
@@ -230,11 +233,11 @@ class Review:
         for kind in KINDS:
             zh = KIND_NAMES[kind][0].replace("/", "、").replace("(", "").replace(")", "")
             rows = facilities[facilities["kind"].astype(str) == kind]
-            frame = _sheet_values(rows).reset_index()
+            frame = sheet_values(rows).reset_index()
             if frame.empty:
                 frame = pd.DataFrame({"note": [f"no {KIND_NAMES[kind][1]} in the facility list 名录中无此类设施"]})
-            sheets[f"{kind} {zh}"[:31]] = _bilingual(frame)
-        sheets["about 说明"] = _bilingual(self._about())
+            sheets[f"{kind} {zh}"[:31]] = bilingual(frame)
+        sheets["about 说明"] = bilingual(self._about())
         return _files.write_workbook(path, sheets)
 
     def _indicator_headers(self) -> dict[str, str]:
@@ -287,7 +290,7 @@ def _is_pass_column(column: str) -> bool:
     return column in ("pass", "passes", "can_merge") or column.startswith("pass_")
 
 
-def _sheet_values(frame: pd.DataFrame) -> pd.DataFrame:
+def sheet_values(frame: pd.DataFrame) -> pd.DataFrame:
     """Pass/fail cells as text (达标 pass / 未达标 fail / 无法判断), inf as blank."""
     frame = frame.copy()
     for column in frame.columns:
@@ -313,7 +316,7 @@ _PREFIXES_ZH = {
 }
 
 
-def _bilingual(frame: pd.DataFrame, extra: dict[str, str] | None = None) -> pd.DataFrame:
+def bilingual(frame: pd.DataFrame, extra: dict[str, str] | None = None) -> pd.DataFrame:
     extra = extra or {}
     return frame.rename(columns={c: extra.get(str(c)) or _files.bilingual_header(str(c), _HEADERS_ZH, _PREFIXES_ZH) for c in frame.columns})
 

@@ -44,7 +44,7 @@ from geoplan import _files
 from geoplan.errors import InputError
 from geoplan.targets.indicators import OUTSIDE
 from geoplan.targets.presets import DEFAULT_THRESHOLD_MIN, INDICATOR_ATTRIBUTE, Target
-from geoplan.targets.review import Review, _bilingual, _sheet_values
+from geoplan.targets.review import Review, bilingual, sheet_values
 from geoplan.tiers import KIND_NAMES, KINDS
 
 log = logging.getLogger(__name__)
@@ -137,10 +137,10 @@ class PassPlan:
         about = pd.DataFrame([(k, str(v)) for k, v in self.summary().items()], columns=["item", "value"])
         with _files.atomic_file(path) as tmp:
             with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-                _bilingual(sites).to_excel(writer, sheet_name="new sites 新建设施", index=False)
-                _bilingual(_sheet_values(self.requirement_table.reset_index())).to_excel(writer, sheet_name="requirements 目标要求", index=False)
-                _bilingual(self.skipped.reset_index()).to_excel(writer, sheet_name="not planned 未纳入", index=False)
-                _bilingual(about).to_excel(writer, sheet_name="about 说明", index=False)
+                bilingual(sites).to_excel(writer, sheet_name="new sites 新建设施", index=False)
+                bilingual(sheet_values(self.requirement_table.reset_index())).to_excel(writer, sheet_name="requirements 目标要求", index=False)
+                bilingual(self.skipped.reset_index()).to_excel(writer, sheet_name="not planned 未纳入", index=False)
+                bilingual(about).to_excel(writer, sheet_name="about 说明", index=False)
         return path
 
     def to_geojson(self, path: str | Path) -> Path:
@@ -164,7 +164,9 @@ def requirements_for(review: Review, *, new_attributes: Mapping[str, Mapping[str
         without them an attribute target cannot be planned for.
     only_failing
         Translate only the targets that fail (default); the others hold
-        already and keep holding as facilities are only added (a Ratio aside).
+        already and keep holding as facilities are only added, except a
+        share such as nursing beds of beds, which stays a requirement
+        whenever the plan may build a kind it counts.
     """
     from geoplan.optimize.requirements import CoverageShare, Quantity, Ratio, UnitShare
 
@@ -216,6 +218,14 @@ def requirements_for(review: Review, *, new_attributes: Mapping[str, Mapping[str
         requirements.append(requirement)
         if tier not in build:
             build.append(tier)
+    # a share (nursing beds of beds) that holds today can fail once new facilities of a kind it counts are built:
+    # it stays a requirement whenever the plan may build such a kind
+    for target in review.targets.targets:
+        counted = tuple(target.counts)
+        if (target.indicator == "nursing_bed_share" and target.min is not None and summary.at[target.id, "pass"] is True
+                and only_failing and set(counted) & set(build)
+                and {"nursing_beds", "beds"} <= set(facilities.columns)):
+            requirements.append(Ratio(target.id, kinds=counted, numerator="nursing_beds", denominator="beds", share_pct=target.min))
     skipped_frame = pd.DataFrame(skipped, columns=["id", "reason"]).set_index("id")
     return requirements, skipped_frame, [k for k in KINDS if k in build]
 
@@ -255,7 +265,7 @@ def least_cost_to_pass(
     RequirementsUnreachable
         A target beyond every candidate (its ``unreachable`` gives the best achievable).
     """
-    from geoplan.optimize import KindSpec, SolverOptions, build_problem, least_cost
+    from geoplan.optimize import KindSpec, LeastCostOptions, SolverOptions, build_problem, least_cost
     from geoplan.optimize.requirements import UnitShare
     from geoplan.sites import candidates_from_network
 
@@ -302,13 +312,13 @@ def least_cost_to_pass(
     demand_units = {level: review.demand_units[f"{level}_code"].where(review.demand_units[f"{level}_code"] != OUTSIDE, None)
                     for level in ("street", "community")}
     plan = least_cost(
-        problem, final,
+        problem, final, solver=solver or SolverOptions(), options=LeastCostOptions(
         site_units={k: v for k, v in site_units.items() if k in levels},
         demand_units={k: v.reindex(problem.people.index) for k, v in demand_units.items() if k in levels},
         unit_codes={k: v for k, v in unit_codes.items() if k in levels},
-        new_attributes=new_attributes, build=build, solver=solver or SolverOptions(),
+        new_attributes=new_attributes, build=build,
         kind_costs=dict(kind_costs) if kind_costs is not None else {k: 1.0 + TIER_EPSILON * _TIER_RANK[k] for k in build},
-    )
+    ))
     new_sites = _new_sites(plan, sites, site_units, region.crs)
     log.info("least cost to pass: %d new sites (cost %g, greedy %s), %s", len(new_sites), plan.cost, plan.greedy_cost, plan.status)
     return PassPlan(review=review, plan=plan, requirements=tuple(final), skipped=skipped, new_sites=new_sites,
