@@ -53,13 +53,8 @@ MAX_CENSUS_FACTOR = 4.0
 #: census area, but not all of it, gives such factors too.
 WARN_CENSUS_FACTOR = 2.5
 
-#: Census columns that hold each group's count.
-CENSUS_COLUMNS: dict[str, str] = {
-    "pop_total": "pop_total",
-    "pop_60": "pop_60plus",
-    "pop_65": "pop_65plus",
-    "pop_80": "pop_80plus",
-}
+#: Census columns that hold each group's count (``pop_60`` -> ``pop_60plus``; the total is ``pop_total``).
+CENSUS_COLUMNS: dict[str, str] = {"pop_total": "pop_total", **{g: f"{g}plus" for g in ("pop_60", "pop_65", "pop_80")}}
 
 
 def population_columns(frame: pd.DataFrame) -> list[str]:
