@@ -176,8 +176,8 @@ def coverage_map(
             circles = report.circles[np.isclose(report.circles["threshold_min"].astype(float), threshold)]
             group_layer = folium.FeatureGroup(name=circle_names[threshold], show=True).add_to(m)
             folium.GeoJson(
-                _geojson(circles[["site_id", circles.geometry.name]], tolerance_m=SIMPLIFY_M),
-                style_function=_constant_style({"stroke": False, "fillColor": circle_colours[threshold], "fillOpacity": 1.0}),
+                geojson_layer(circles[["site_id", circles.geometry.name]], tolerance_m=SIMPLIFY_M),
+                style_function=constant_style({"stroke": False, "fillColor": circle_colours[threshold], "fillOpacity": 1.0}),
                 pane=pane,
                 interactive=False,
             ).add_to(group_layer)
@@ -187,7 +187,7 @@ def coverage_map(
     boundary_name = "区域边界 Region boundary"
     boundary_layer = folium.FeatureGroup(name=boundary_name, show=True).add_to(m)
     folium.GeoJson(
-        _geojson(boundary, tolerance_m=0.0), style_function=_constant_style(_BOUNDARY_STYLE), pane=_BOUNDARY_PANE, interactive=False
+        geojson_layer(boundary, tolerance_m=0.0), style_function=constant_style(_BOUNDARY_STYLE), pane=_BOUNDARY_PANE, interactive=False
     ).add_to(boundary_layer)
 
     gaps_name = f"{top:g}分钟圈外老年人({label}) Elderly {label} beyond {top:g} min"
@@ -201,7 +201,7 @@ def coverage_map(
         newly_name = f"新覆盖老年人({label}) Elderly {label} newly within reach"
         newly_layer = folium.FeatureGroup(name=newly_name, show=True).add_to(m)
         _add_newly_covered(newly_layer, newly_covered.to_crs(region.crs), top=top)
-        legend.append(_section(newly_name, [_row(_swatch(_NEWLY_COVERED_COLOUR, opacity=0.8), "规划后步行可达 within reach after the plan", layer=newly_name)], layer=newly_name))
+        legend.append(legend_section(newly_name, [legend_row(swatch_html(_NEWLY_COVERED_COLOUR, opacity=0.8), "规划后步行可达 within reach after the plan", layer=newly_name)], layer=newly_name))
 
     units_name = f"社区覆盖率 Community coverage ({label} within {top:g} min)"
     if report.units is not None and region.communities is not None:
@@ -219,17 +219,17 @@ def coverage_map(
     legend.append(_legend_boundary(boundary_name))
     legend.append(_legend_note(region, top))
 
-    folium.LayerControl(position="topright", collapsed=JsCode(_SMALL_WINDOW)).add_to(m)
-    _MapScript("L.control.scale({imperial: false, maxWidth: 150}).addTo(map);").add_to(m)
-    _Control(_title_html(report, group=group, label=label, top=top), position="topleft", css_class="geoplan-box geoplan-title", first=True).add_to(m)
-    _Control(_legend_html(legend), position="bottomright", css_class="geoplan-box geoplan-legend", legend=True).add_to(m)
+    folium.LayerControl(position="topright", collapsed=JsCode(SMALL_WINDOW)).add_to(m)
+    MapScript("L.control.scale({imperial: false, maxWidth: 150}).addTo(map);").add_to(m)
+    Control(_title_html(report, group=group, label=label, top=top), position="topleft", css_class="geoplan-box geoplan-title", first=True).add_to(m)
+    Control(legend_html(legend), position="bottomright", css_class="geoplan-box geoplan-legend", legend=True).add_to(m)
     # Fit the region beside the legend (folded on small maps), and keep popups clear of the boxes.
-    bounds = _js_json([[south, west], [north, east]])
-    _MapScript(
-        f"map.fitBounds({bounds}, {{paddingTopLeft: [12, 12], paddingBottomRight: [{_SMALL_WINDOW} ? 12 : 280, 12]}});"
+    bounds = js_json([[south, west], [north, east]])
+    MapScript(
+        f"map.fitBounds({bounds}, {{paddingTopLeft: [12, 12], paddingBottomRight: [{SMALL_WINDOW} ? 12 : 280, 12]}});"
     ).add_to(m)
-    _MapScript(_POPUPS_CLEAR_OF_CONTROLS).add_to(m)
-    _check_offline(m, basemap=basemap)
+    MapScript(POPUPS_CLEAR_OF_CONTROLS).add_to(m)
+    check_offline(m, basemap=basemap)
     return m
 
 
@@ -286,9 +286,9 @@ def _add_gaps(layer, gaps: gpd.GeoDataFrame, *, group: str, top: float, breaks: 
     )
     rows = [("60岁以上 people 60+", "p60", "people"), ("80岁以上 people 80+", "p80", "people"), ("步行至最近站点 walk to nearest site", "t", "walk")]
     folium.GeoJson(
-        _geojson(frame, tolerance_m=SIMPLIFY_M),
+        geojson_layer(frame, tolerance_m=SIMPLIFY_M),
         style_function=lambda feature: {"weight": 0, "fillColor": colour_of[feature["id"]], "fillOpacity": 0.8},
-        on_each_feature=_popup(rows, top=top),
+        on_each_feature=popup_html(rows, top=top),
     ).add_to(layer)
 
 
@@ -299,9 +299,9 @@ def _add_newly_covered(layer, cells: gpd.GeoDataFrame, *, top: float) -> None:
     frame = frame[~frame.index.duplicated()]  # a cell newly reached by a station and a canteen is drawn once
     rows = [("60岁以上 people 60+", "p60", "people"), ("80岁以上 people 80+", "p80", "people")]
     folium.GeoJson(
-        _geojson(frame, tolerance_m=SIMPLIFY_M),
-        style_function=_constant_style({"weight": 0, "fillColor": _NEWLY_COVERED_COLOUR, "fillOpacity": 0.8}),
-        on_each_feature=_popup(rows, top=top),
+        geojson_layer(frame, tolerance_m=SIMPLIFY_M),
+        style_function=constant_style({"weight": 0, "fillColor": _NEWLY_COVERED_COLOUR, "fillOpacity": 0.8}),
+        on_each_feature=popup_html(rows, top=top),
     ).add_to(layer)
 
 
@@ -329,9 +329,9 @@ def _add_units(layer, units: gpd.GeoDataFrame, *, group: str, label: str, top: f
         ("覆盖率 covered", "pct", "percent"),
     ]
     folium.GeoJson(
-        _geojson(frame, tolerance_m=SIMPLIFY_M),
+        geojson_layer(frame, tolerance_m=SIMPLIFY_M),
         style_function=lambda feature: {"color": "#ffffff", "weight": 0.8, "fillColor": colour_of[feature["id"]], "fillOpacity": 0.7},
-        on_each_feature=_popup(rows, top=top),
+        on_each_feature=popup_html(rows, top=top),
     ).add_to(layer)
 
 
@@ -370,17 +370,17 @@ def _add_sites(m: folium.Map, report: CoverageReport, *, top: float) -> list[tup
         style = _SITE_STYLES.get(value, _OTHER_SITE_STYLE)
         layer = folium.FeatureGroup(name=name, show=True).add_to(m)
         folium.GeoJson(
-            _geojson(frame[(status == value).to_numpy()]),
+            geojson_layer(frame[(status == value).to_numpy()]),
             marker=folium.CircleMarker(),
             # (the pane goes with the style: folium's CircleMarker drops a pane option)
-            style_function=_constant_style({**style, "fill": True, "pane": _SITES_PANE}),
-            on_each_feature=_popup(rows, top=top, tooltip="name"),
+            style_function=constant_style({**style, "fill": True, "pane": _SITES_PANE}),
+            on_each_feature=popup_html(rows, top=top, tooltip="name"),
         ).add_to(layer)
         layers.append((value, name, style))
     return layers
 
 
-def _popup(rows: list[tuple[str, str, str]], *, top: float, tooltip: str | None = None) -> JsCode:
+def popup_html(rows: list[tuple[str, str, str]], *, top: float, tooltip: str | None = None) -> JsCode:
     """Bind a popup table (and a tooltip) to each feature, built from its properties.
 
     ``rows`` are ``(label, property, format)`` with format ``text``,
@@ -389,12 +389,12 @@ def _popup(rows: list[tuple[str, str, str]], *, top: float, tooltip: str | None 
     parsed as HTML, so a facility name cannot inject markup into the page.
     """
     spec = {"rows": rows, "tooltip": tooltip, "beyond": f"超过{top:g}分钟 beyond {top:g} min"}
-    return JsCode(f"geoplanPopup({_js_json(spec)})")
+    return JsCode(f"geoplanPopup({js_json(spec)})")
 
 
 # Leaflet pans an opened popup into the map but not out from under the title box or
 # the layer list (controls lie above popups); move it down (or up) until it is clear.
-_POPUPS_CLEAR_OF_CONTROLS = """
+POPUPS_CLEAR_OF_CONTROLS = """
 map.on('popupopen', function (e) {
     var popup = e.popup.getElement();
     if (!popup) { return; }
@@ -481,7 +481,7 @@ def _title_html(report: CoverageReport, *, group: str, label: str, top: float) -
     )
 
 
-def _legend_html(sections: list[str]) -> str:
+def legend_html(sections: list[str]) -> str:
     return f"<details open><summary>图例 Legend</summary>{''.join(sections)}</details>"
 
 
@@ -493,13 +493,13 @@ def _legend_note(region, top: float) -> str:
     return note
 
 
-def _section(title: str, rows: list[str], *, layer: str | None = None, hidden: bool = False) -> str:
+def legend_section(title: str, rows: list[str], *, layer: str | None = None, hidden: bool = False) -> str:
     """A legend section; with ``layer``, shown only while that layer is on."""
     heading = f"<div class='geoplan-h4'>{title}</div>" if title else ""
     return f"<div class='geoplan-section'{_layer_attrs(layer, hidden)}>{heading}{''.join(rows)}</div>"
 
 
-def _row(symbol: str, text: str, *, layer: str | None = None) -> str:
+def legend_row(symbol: str, text: str, *, layer: str | None = None) -> str:
     """A legend row; with ``layer``, shown only while that layer is on."""
     return f"<div class='geoplan-row'{_layer_attrs(layer, False)}>{symbol}<span>{text}</span></div>"
 
@@ -509,15 +509,15 @@ def _layer_attrs(layer: str | None, hidden: bool) -> str:
     return attrs + (" hidden" if hidden else "")
 
 
-def _swatch(colour: str, *, opacity: float = 1.0, border: str = "rgba(0,0,0,.25)") -> str:
+def swatch_html(colour: str, *, opacity: float = 1.0, border: str = "rgba(0,0,0,.25)") -> str:
     return f"<i class='geoplan-swatch' style='background:{colour};opacity:{opacity:g};border-color:{border}'></i>"
 
 
 def _legend_circles(thresholds: list[float], colours: dict[float, str], names: dict[float, str]) -> str:
     """Swatches light to dark; the map shows them stacked, so the 5-min cores read darker still."""
-    swatch = {t: _swatch(colours[t], opacity=_CIRCLE_PANE_OPACITY + 0.15) for t in thresholds}
-    rows = [_row(swatch[t], f"{t:g}分钟 {t:g} min", layer=names[t]) for t in thresholds]
-    return _section("养老服务圈(步行)Care circles (walk)", rows)
+    swatch = {t: swatch_html(colours[t], opacity=_CIRCLE_PANE_OPACITY + 0.15) for t in thresholds}
+    rows = [legend_row(swatch[t], f"{t:g}分钟 {t:g} min", layer=names[t]) for t in thresholds]
+    return legend_section("养老服务圈(步行)Care circles (walk)", rows)
 
 
 def _legend_sites(layers: list[tuple[str, str, dict]]) -> str:
@@ -528,8 +528,8 @@ def _legend_sites(layers: list[tuple[str, str, dict]]) -> str:
             f"<i class='geoplan-dot' style='width:{size:g}px;height:{size:g}px;background:{style['fillColor']};"
             f"border:{style['weight']:g}px solid {style['color']};box-shadow:0 0 0 1px rgba(0,0,0,.25)'></i>"
         )
-        rows.append(_row(f"<span class='geoplan-symbol'>{dot}</span>", name, layer=name))
-    return _section("站点 Sites", rows)
+        rows.append(legend_row(f"<span class='geoplan-symbol'>{dot}</span>", name, layer=name))
+    return legend_section("站点 Sites", rows)
 
 
 def _legend_gaps(name: str, label: str, top: float, breaks: list[float], colours: list[str], cell_m: float | None) -> str:
@@ -543,21 +543,21 @@ def _legend_gaps(name: str, label: str, top: float, breaks: list[float], colours
             text = f"< {high:,.0f}"
         else:
             text = f"≥ {low:,.0f}" if not np.isfinite(high) else f"{low:,.0f}–{high:,.0f}"
-        rows.append(_row(_swatch(colour, opacity=0.8), text))
+        rows.append(legend_row(swatch_html(colour, opacity=0.8), text))
     cell = f"≈{cell_m:,.0f} m " if cell_m else ""
     title = f"{top:g}分钟圈外{label}老人(人/格)<br>People {label} beyond {top:g} min, per {cell}cell"
-    return _section(title, rows, layer=name)
+    return legend_section(title, rows, layer=name)
 
 
 def _legend_units(name: str) -> str:
-    rows = [_row(_swatch(c, opacity=0.7), text) for _, c, text in _UNIT_CLASSES]
-    rows.append(_row(_swatch(_UNIT_NO_DATA, opacity=0.7), "无老年居民 no older residents"))
-    return _section("社区覆盖率 Community coverage", rows, layer=name, hidden=True)
+    rows = [legend_row(swatch_html(c, opacity=0.7), text) for _, c, text in _UNIT_CLASSES]
+    rows.append(legend_row(swatch_html(_UNIT_NO_DATA, opacity=0.7), "无老年居民 no older residents"))
+    return legend_section("社区覆盖率 Community coverage", rows, layer=name, hidden=True)
 
 
 def _legend_boundary(name: str) -> str:
     line = "<i class='geoplan-line'></i>"
-    return _section("", [_row(line, "区域边界 region boundary", layer=name)])
+    return legend_section("", [legend_row(line, "区域边界 region boundary", layer=name)])
 
 
 _CSS = f"""
@@ -598,10 +598,10 @@ _CSS = f"""
 
 
 #: A map too small for the layer list and the legend to stay open side by side (an iframe in a report).
-_SMALL_WINDOW = "(window.innerWidth < 700 || window.innerHeight < 600)"
+SMALL_WINDOW = "(window.innerWidth < 700 || window.innerHeight < 600)"
 
 
-class _MapScript(branca.element.MacroElement):
+class MapScript(branca.element.MacroElement):
     """A line of JavaScript run once the map exists, with the map as ``map``."""
 
     _template = Template(
@@ -618,7 +618,7 @@ class _MapScript(branca.element.MacroElement):
         self.code = code
 
 
-class _Control(branca.element.MacroElement):
+class Control(branca.element.MacroElement):
     """A Leaflet control holding fixed HTML (title box, legend), stacked with the other controls.
 
     A legend (``legend=True``) shows a section only while its layer is on (the
@@ -660,13 +660,13 @@ class _Control(branca.element.MacroElement):
         self.css_class = css_class
         self.first = first
         self.legend = legend
-        self.small_window = _SMALL_WINDOW
+        self.small_window = SMALL_WINDOW
 
 
 # --- offline page ----------------------------------------------------------------------------
 
 
-class _Raw(branca.element.Element):
+class Raw(branca.element.Element):
     """Text put into the page as it is (not parsed as a Jinja template)."""
 
     def __init__(self, text: str):
@@ -703,13 +703,13 @@ def _inline_leaflet(m: folium.Map) -> None:
     m.default_css = []
     js, css = _leaflet_assets()
     header = m.get_root().header
-    header.add_child(_Raw(f"<style>{css}</style>"), name="leaflet_css")
-    header.add_child(_Raw(f"<script>{js}</script>"), name="leaflet_js")
-    header.add_child(_Raw(_CSS), name="geoplan_css")
-    header.add_child(_Raw(_POPUP_JS), name="geoplan_js")
+    header.add_child(Raw(f"<style>{css}</style>"), name="leaflet_css")
+    header.add_child(Raw(f"<script>{js}</script>"), name="leaflet_js")
+    header.add_child(Raw(_CSS), name="geoplan_css")
+    header.add_child(Raw(_POPUP_JS), name="geoplan_js")
 
 
-def _check_offline(m: folium.Map, *, basemap: str) -> None:
+def check_offline(m: folium.Map, *, basemap: str) -> None:
     """Fail loudly if any element of ``m`` would load a script or stylesheet from the web."""
     links: list[str] = []
 
@@ -748,12 +748,12 @@ def _wgs84(frame: gpd.GeoDataFrame, *, tolerance_m: float) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(frame.drop(columns=frame.geometry.name)[keep.to_numpy()], geometry=geometry[keep], crs=4326)
 
 
-def _geojson(frame: gpd.GeoDataFrame, *, tolerance_m: float = 0.0) -> dict:
+def geojson_layer(frame: gpd.GeoDataFrame, *, tolerance_m: float = 0.0) -> dict:
     """A GeoJSON FeatureCollection of ``frame`` in WGS84; feature ids are the index."""
     return json.loads(_wgs84(frame, tolerance_m=tolerance_m).to_json(drop_id=False))
 
 
-def _constant_style(style: dict) -> Callable[[dict], dict]:
+def constant_style(style: dict) -> Callable[[dict], dict]:
     return lambda _feature: dict(style)
 
 
@@ -767,7 +767,7 @@ def _whole(frame: pd.DataFrame, column: str) -> list[int | None]:
     return [int(round(v)) if np.isfinite(v) else None for v in frame[column].to_numpy(dtype=float)]
 
 
-def _js_json(value) -> str:
+def js_json(value) -> str:
     """``value`` as JSON safe to put inside a ``<script>``."""
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 

@@ -20,24 +20,24 @@ from folium.utilities import JsCode
 
 from geoplan.errors import InputError
 from geoplan.maps import (
-    _POPUPS_CLEAR_OF_CONTROLS,
-    _SMALL_WINDOW,
     BASEMAPS,
+    Control,
+    MapScript,
+    POPUPS_CLEAR_OF_CONTROLS,
+    Raw,
     SIMPLIFY_M,
-    _check_offline,
-    _constant_style,
-    _Control,
-    _geojson,
-    _js_json,
-    _legend_html,
-    _MapScript,
-    _popup,
-    _Raw,
-    _row,
-    _section,
-    _swatch,
+    SMALL_WINDOW,
     base_map,
+    check_offline,
+    constant_style,
+    geojson_layer,
+    js_json,
+    legend_html,
+    legend_row,
+    legend_section,
+    popup_html,
     save_map,
+    swatch_html,
 )
 from geoplan.targets.indicators import OUTSIDE
 from geoplan.targets.review import PASS_TEXT, Review
@@ -95,7 +95,7 @@ def review_map(review: Review, *, basemap: str = "none", community_labels: bool 
     region = review.region
     m, boundary = base_map(region, f"{review.targets.name} review 规划目标评估", basemap=basemap)
     west, south, east, north = boundary.total_bounds
-    m.get_root().header.add_child(_Raw(_LABEL_JS), name="geoplan_label_js")
+    m.get_root().header.add_child(Raw(_LABEL_JS), name="geoplan_label_js")
 
     network_name = "街道路网 Street network"
     _add_network(m, region, network_name)
@@ -110,22 +110,22 @@ def review_map(review: Review, *, basemap: str = "none", community_labels: bool 
         _add_labels(m, review, "community", "社区名称 Community names", show=community_labels)
     site_rows = _add_facilities(m, review)
     folium.GeoJson(
-        _geojson(boundary), name="区域边界 Region boundary",
-        style_function=_constant_style({"color": "#333333", "weight": 2, "dashArray": "6 4", "fill": False}), interactive=False,
+        geojson_layer(boundary), name="区域边界 Region boundary",
+        style_function=constant_style({"color": "#333333", "weight": 2, "dashArray": "6 4", "fill": False}), interactive=False,
     ).add_to(m)
 
     legend = [_legend_pass(review, street_name), _legend_network(network_name)]
     if site_rows:
-        legend.append(_section("设施 Facilities", site_rows))
+        legend.append(legend_section("设施 Facilities", site_rows))
     legend.append(_note(review))
-    folium.LayerControl(position="topright", collapsed=JsCode(_SMALL_WINDOW)).add_to(m)
-    _MapScript("L.control.scale({imperial: false, maxWidth: 150}).addTo(map);").add_to(m)
-    _Control(_title(review), position="topleft", css_class="geoplan-box geoplan-title", first=True).add_to(m)
-    _Control(_legend_html(legend), position="bottomright", css_class="geoplan-box geoplan-legend", legend=True).add_to(m)
-    bounds = _js_json([[south, west], [north, east]])
-    _MapScript(f"map.fitBounds({bounds}, {{paddingTopLeft: [12, 12], paddingBottomRight: [{_SMALL_WINDOW} ? 12 : 280, 12]}});").add_to(m)
-    _MapScript(_POPUPS_CLEAR_OF_CONTROLS).add_to(m)
-    _check_offline(m, basemap=basemap)
+    folium.LayerControl(position="topright", collapsed=JsCode(SMALL_WINDOW)).add_to(m)
+    MapScript("L.control.scale({imperial: false, maxWidth: 150}).addTo(map);").add_to(m)
+    Control(_title(review), position="topleft", css_class="geoplan-box geoplan-title", first=True).add_to(m)
+    Control(legend_html(legend), position="bottomright", css_class="geoplan-box geoplan-legend", legend=True).add_to(m)
+    bounds = js_json([[south, west], [north, east]])
+    MapScript(f"map.fitBounds({bounds}, {{paddingTopLeft: [12, 12], paddingBottomRight: [{SMALL_WINDOW} ? 12 : 280, 12]}});").add_to(m)
+    MapScript(POPUPS_CLEAR_OF_CONTROLS).add_to(m)
+    check_offline(m, basemap=basemap)
     return m
 
 
@@ -141,7 +141,7 @@ def _add_network(m: folium.Map, region, name: str) -> None:
             continue
         merged = shapely.line_merge(shapely.union_all(edges.geometry.to_numpy()[mask]))
         frame = gpd.GeoDataFrame(geometry=[merged], crs=edges.crs)
-        folium.GeoJson(_geojson(frame, tolerance_m=2.0), style_function=_constant_style(style), interactive=False).add_to(layer)
+        folium.GeoJson(geojson_layer(frame, tolerance_m=2.0), style_function=constant_style(style), interactive=False).add_to(layer)
 
 
 def _unit_frame(review: Review, level: str) -> gpd.GeoDataFrame:
@@ -187,7 +187,7 @@ def _add_units(m: folium.Map, review: Review, level: str, name: str, *, show: bo
     else:
         style = lambda f: {"color": "#ffffff", "weight": 0.6, "fillColor": colour[f["id"]], "fillOpacity": 0.45}
     layer = folium.FeatureGroup(name=name, show=show).add_to(m)
-    folium.GeoJson(_geojson(frame, tolerance_m=SIMPLIFY_M), style_function=style, on_each_feature=_popup(rows, top=15)).add_to(layer)
+    folium.GeoJson(geojson_layer(frame, tolerance_m=SIMPLIFY_M), style_function=style, on_each_feature=popup_html(rows, top=15)).add_to(layer)
 
 
 def _add_labels(m: folium.Map, review: Review, level: str, name: str, *, show: bool) -> None:
@@ -201,8 +201,8 @@ def _add_labels(m: folium.Map, review: Review, level: str, name: str, *, show: b
     frame = gpd.GeoDataFrame({"label": names.to_numpy()}, geometry=points.to_numpy(), crs=units.crs, index=units.index)
     layer = folium.FeatureGroup(name=name, show=show).add_to(m)
     folium.GeoJson(
-        _geojson(frame), marker=folium.CircleMarker(radius=0, opacity=0, fill=False),
-        on_each_feature=JsCode(f"geoplanLabel({_js_json('label')})"), interactive=False,
+        geojson_layer(frame), marker=folium.CircleMarker(radius=0, opacity=0, fill=False),
+        on_each_feature=JsCode(f"geoplanLabel({js_json('label')})"), interactive=False,
     ).add_to(layer)
 
 
@@ -225,11 +225,11 @@ def _add_facilities(m: folium.Map, review: Review) -> list[str]:
                  ("服务范围内60岁以上 60+ within its walk", "p60", "text")]
         layer = folium.FeatureGroup(name=name, show=True).add_to(m)
         style = {"radius": 6, "color": "#ffffff", "weight": 1.5, "fillColor": _KIND_COLOURS[kind], "fillOpacity": 1.0, "fill": True}
-        folium.GeoJson(_geojson(frame), marker=folium.CircleMarker(), style_function=_constant_style(style),
-                       on_each_feature=_popup(popup, top=15, tooltip="name")).add_to(layer)
+        folium.GeoJson(geojson_layer(frame), marker=folium.CircleMarker(), style_function=constant_style(style),
+                       on_each_feature=popup_html(popup, top=15, tooltip="name")).add_to(layer)
         dot = (f"<i class='geoplan-dot' style='width:12px;height:12px;background:{_KIND_COLOURS[kind]};"
                "border:1.5px solid #fff;box-shadow:0 0 0 1px rgba(0,0,0,.25)'></i>")
-        rows.append(_row(f"<span class='geoplan-symbol'>{dot}</span>", f"{html.escape(name)} ({len(chosen)})", layer=name))
+        rows.append(legend_row(f"<span class='geoplan-symbol'>{dot}</span>", f"{html.escape(name)} ({len(chosen)})", layer=name))
     return rows
 
 
@@ -252,18 +252,18 @@ def _title(review: Review) -> str:
 
 def _legend_pass(review: Review, street_name: str) -> str:
     rows = [
-        _row(_swatch(_PASS_COLOURS[True], opacity=0.6), "全部达标 passes every target it is judged on"),
-        _row(_swatch(_PASS_COLOURS[False], opacity=0.6), "未达标 fails at least one"),
-        _row(_swatch(_PASS_COLOURS[None], opacity=0.6), "无法判断 no target applies / no data"),
+        legend_row(swatch_html(_PASS_COLOURS[True], opacity=0.6), "全部达标 passes every target it is judged on"),
+        legend_row(swatch_html(_PASS_COLOURS[False], opacity=0.6), "未达标 fails at least one"),
+        legend_row(swatch_html(_PASS_COLOURS[None], opacity=0.6), "无法判断 no target applies / no data"),
     ]
     if review.approximate:
-        rows.append(_row("", "片区为按社区拼合的近似片区，并非街道 zones are approximate, built from communities: not streets"))
-    return _section(f"{html.escape(street_name)} / 社区 Communities", rows)
+        rows.append(legend_row("", "片区为按社区拼合的近似片区，并非街道 zones are approximate, built from communities: not streets"))
+    return legend_section(f"{html.escape(street_name)} / 社区 Communities", rows)
 
 
 def _legend_network(name: str) -> str:
     line = lambda style: f"<i class='geoplan-line' style='border-top:{style['weight'] + 0.4:g}px solid {style['color']}'></i>"
-    return _section("", [_row(line(_MAJOR_STYLE), "主干路 main roads", layer=name), _row(line(_STREET_STYLE), "街巷 streets (OSM)", layer=name)])
+    return legend_section("", [legend_row(line(_MAJOR_STYLE), "主干路 main roads", layer=name), legend_row(line(_STREET_STYLE), "街巷 streets (OSM)", layer=name)])
 
 
 def _note(review: Review) -> str:
