@@ -18,12 +18,16 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from geoplan import __version__
 from geoplan.region import Region
 
 from api import errors
 from api.deps import Services
+from api.limits import JsonDepthLimit
 from api.routers import coverage, facilities, jobs, maps, recommendations, regions, scenarios, targets
 from api.services.coverage_service import CoverageService
 from api.services.facilities import FacilityService
@@ -34,7 +38,7 @@ from api.services.recommendations import RecommendationService
 from api.services.regions import RegionService
 from api.services.scenario_service import ScenarioService
 from api.services.targets import TargetService
-from api.services.uploads import UploadService
+from api.services.uploads import UploadLimits, UploadService
 from api.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -92,6 +96,8 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
+    app.add_middleware(JsonDepthLimit)
+    app.add_middleware(AnswerOptions)
     for module in (regions, coverage, facilities, scenarios, recommendations, jobs, maps, targets):
         app.include_router(module.router)
 
@@ -101,6 +107,32 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
         return {"status": "ok", "regions_loaded": [k for k in services.regions.names() if services.regions.is_loaded(k)]}
 
     return app
+
+
+class AnswerOptions:
+    """ASGI middleware: ``OPTIONS`` answers 204 with the path's methods in ``Allow`` (404 for no path).
+
+    No CORS headers: a preflight from another origin gets no
+    ``Access-Control-Allow-Origin``, so browsers still refuse cross-origin writes.
+    """
+
+    METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        routes = scope["app"].router.routes
+        probe = {"type": "http", "path": scope["path"], "root_path": scope.get("root_path", ""), "headers": []}
+        allowed = [m for m in self.METHODS if any(route.matches({**probe, "method": m})[0] is Match.FULL for route in routes)]
+        if allowed:
+            response = Response(status_code=204, headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
+        else:
+            response = JSONResponse({"detail": f"No path {scope['path']!r}; the API is listed at /docs.", "error": "not_found"}, status_code=404)
+        await response(scope, receive, send)
 
 
 def build_services(settings: Settings, store: Store, regions: RegionService, jobs: JobRunner) -> Services:
@@ -113,7 +145,9 @@ def build_services(settings: Settings, store: Store, regions: RegionService, job
     return Services(
         settings=settings, store=store, regions=regions, jobs=jobs,
         scenarios=scenario_service,
-        uploads=UploadService(scenario_service, regions, max_upload_bytes=settings.max_upload_bytes),
+        uploads=UploadService(scenario_service, regions, max_upload_bytes=settings.max_upload_bytes,
+                              limits=UploadLimits(rows=settings.max_upload_rows, columns=settings.max_upload_columns,
+                                                  json_depth=settings.max_json_depth)),
         recommendations=recommendation_service,
         maps=MapService(regions, scenario_service),
         facilities=FacilityService(regions),

@@ -23,6 +23,9 @@ class Settings(BaseModel, frozen=True):
     job_workers: int = Field(1, ge=1, le=8, description="Background job threads (GEOPLAN_JOB_WORKERS).")
     max_upload_bytes: int = Field(5_000_000, ge=1, description="Largest facility upload accepted (GEOPLAN_MAX_UPLOAD_BYTES).")
     coverage_cache_size: int = Field(16, ge=1, description="Scenario coverage indexes kept in memory (GEOPLAN_COVERAGE_CACHE).")
+    max_json_depth: int = Field(64, ge=2, le=512, description="Deepest nesting of brackets in a JSON body or GeoJSON upload (GEOPLAN_MAX_JSON_DEPTH).")
+    max_upload_rows: int = Field(20_000, ge=1, description="Most rows (or features) in a facility upload (GEOPLAN_MAX_UPLOAD_ROWS).")
+    max_upload_columns: int = Field(200, ge=3, description="Most columns (or properties) in a facility upload (GEOPLAN_MAX_UPLOAD_COLUMNS).")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -36,6 +39,9 @@ class Settings(BaseModel, frozen=True):
             "job_workers": "GEOPLAN_JOB_WORKERS",
             "max_upload_bytes": "GEOPLAN_MAX_UPLOAD_BYTES",
             "coverage_cache_size": "GEOPLAN_COVERAGE_CACHE",
+            "max_json_depth": "GEOPLAN_MAX_JSON_DEPTH",
+            "max_upload_rows": "GEOPLAN_MAX_UPLOAD_ROWS",
+            "max_upload_columns": "GEOPLAN_MAX_UPLOAD_COLUMNS",
         }
         for field, var in names.items():
             raw = env.get(var)

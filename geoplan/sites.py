@@ -225,7 +225,7 @@ def _read_layer(path: Path, coord_system: str) -> tuple[pd.DataFrame, np.ndarray
         table = pd.DataFrame(layer).set_axis(pd.RangeIndex(1, len(layer) + 1))
         if _files.find_column(table, _LON_NAMES) is None or _files.find_column(table, _LAT_NAMES) is None:
             raise InputError(
-                f"{path} has no geometry and no longitude/latitude columns (it has {list(table.columns)}). "
+                f"{path} has no geometry and no longitude/latitude columns (it has {_column_list(table.columns)}). "
                 "Give a layer of points, or a CSV/Excel list with lon/lat columns (e.g. '经度' and '纬度')."
             )
         return (*lon_lat_columns(table, str(path)), None)
@@ -237,19 +237,40 @@ def _read_layer(path: Path, coord_system: str) -> tuple[pd.DataFrame, np.ndarray
             "describes longitude/latitude offsets. Export the layer in lon/lat or use coord_system='wgs84'."
         )
     layer = layer.set_axis(pd.RangeIndex(1, len(layer) + 1))  # features numbered as a planner counts them
-    layer = layer[layer.geometry.notna() & ~layer.geometry.is_empty]
+    unusable = layer.geometry.isna() | layer.geometry.is_empty
+    if unusable.any():
+        raise InputError(_no_geometry_message(path, layer[unusable]))
     if not (layer.geom_type == "Point").all():
         layer = layer.set_geometry(layer.geometry.representative_point())
     points = layer.geometry.to_crs(4326) if layer.crs.is_geographic else layer.geometry
     return pd.DataFrame(layer.drop(columns=layer.geometry.name)), points.x.to_numpy(), points.y.to_numpy(), layer.crs
 
 
+def _no_geometry_message(path: Path, features: gpd.GeoDataFrame) -> str:
+    """Which features (numbered as a planner counts them, with their ids) have no usable geometry."""
+    id_col = _files.find_column(features, _ID_NAMES)
+    ids = f" (id{'s' if len(features) > 1 else ''} {_files.row_list(features[id_col].astype(str).to_numpy())})" if id_col else ""
+    many = len(features) > 1
+    return (f"{path}: feature{'s' if many else ''} {_files.row_list(features.index.to_numpy())}{ids} "
+            f"{'have' if many else 'has'} no usable geometry (null, empty or unreadable). Give each facility a Point "
+            "(or lon/lat columns in a CSV/Excel list), or remove those features.")
+
+
+def _column_list(columns) -> str:
+    """A table's column names for a message, the first ten."""
+    names = [str(c) for c in columns]
+    return str(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     """A CSV's rows, indexed by data row (1-based, as a planner counts them)."""
     try:
-        table = pd.read_csv(path, encoding="utf-8-sig")
+        try:
+            table = pd.read_csv(path, encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            table = pd.read_csv(path, encoding="gb18030")  # files saved by Excel on Chinese Windows
     except UnicodeDecodeError:
-        table = pd.read_csv(path, encoding="gb18030")  # files saved by Excel on Chinese Windows
+        raise InputError(f"{path} is not UTF-8 or GBK text; save it as a UTF-8 CSV (Excel: Save As, CSV UTF-8).") from None
     except pd.errors.EmptyDataError as exc:
         raise EmptyDataError(f"The facility file {path} is empty.") from exc
     except pd.errors.ParserError as exc:
@@ -289,7 +310,7 @@ def lon_lat_columns(table: pd.DataFrame, label: str) -> tuple[pd.DataFrame, np.n
     if lon_col is None or lat_col is None:
         raise InputError(
             f"{label} needs longitude and latitude columns (e.g. 'lon' and 'lat', or '经度' and '纬度'); "
-            f"it has {list(table.columns)}."
+            f"it has {_column_list(table.columns)}."
         )
     values, is_text = {}, {}
     for column in (lon_col, lat_col):

@@ -82,6 +82,18 @@ def test_plan_is_frozen_and_complete():
     json.dumps(plan.to_dict(), ensure_ascii=False)
 
 
+@pytest.mark.parametrize("spec", [KindSpec("station", p=0, threshold_min=10), KindSpec("station", budget=0, threshold_min=10)])
+def test_a_plan_that_opens_nothing_is_a_valid_empty_plan(tmp_path, spec):
+    """p = 0 or budget = 0: no new sites, coverage unchanged (issue 10: it raised KeyError 'phase')."""
+    plan = planned(specs=[spec])
+    assert len(plan.new_sites) == 0 and "phase" in plan.new_sites
+    assert set(plan.sites["status"]) == {"existing"}
+    assert (plan.coverage["after"] == plan.coverage["before"]).all() and len(plan.newly_covered) == 0
+    json.dumps(plan.to_dict(), ensure_ascii=False)
+    plan.to_geojson(tmp_path / "plan.geojson")
+    plan.to_xlsx(tmp_path / "plan.xlsx")
+
+
 def test_writers_are_atomic_and_bilingual(tmp_path):
     plan = planned()
     geojson = plan.to_geojson(tmp_path / "plan.geojson")

@@ -312,3 +312,33 @@ def test_candidate_frames_say_where_they_come_from(tmp_path, wuchang):
     path = write_csv(tmp_path / "mine.csv", {"lon": [114.3], "lat": [30.5]})
     listed = load_facilities(path, crs=UTM50, status="candidate")
     assert listed.attrs["source"] == "file" and listed.attrs["path"] == str(path)
+
+
+def test_layer_features_without_geometry_are_refused(tmp_path):
+    """Never fewer sites than features, silently (issue 10: a null geometry answered count 0)."""
+    import json
+
+    point = {"type": "Point", "coordinates": [114.307, 30.5607]}
+    features = [{"type": "Feature", "geometry": point, "properties": {"id": "A1"}},
+                {"type": "Feature", "geometry": None, "properties": {"id": "A2"}}]
+    path = tmp_path / "sites.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    with pytest.raises(InputError, match=r"sites\.geojson: feature 2 \(id A2\) has no usable geometry"):
+        load_facilities(path, crs=UTM50)
+
+
+def test_undecodable_csv_says_how_to_save_it(tmp_path):
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("名称,经度,纬度\n武昌站点,114.307,30.5607\n".encode("gbk"))
+    assert load_facilities(gbk, crs=4326)["name"].tolist() == ["武昌站点"]
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"id,lng,lat\n1,114.3,30.5\n\xff\xff\x80\n")
+    with pytest.raises(InputError, match=r"bad\.csv is not UTF-8 or GBK text; save it as a UTF-8 CSV"):
+        load_facilities(bad, crs=UTM50)
+
+
+def test_messages_list_at_most_ten_columns(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"c{i}" for i in range(150)) + "\n" + ",".join("1" * 150) + "\n")
+    with pytest.raises(InputError, match=r"it has \['c0', .*'c9'\] and 140 more\.$"):
+        load_facilities(path, crs=UTM50)

@@ -324,9 +324,8 @@ def make_plan(
     table = pd.DataFrame(rows)
     if table.empty:
         table = pd.DataFrame(columns=["site_id", "kind", "status", "name", "cost", "capacity", "geometry"])
-    for column in ("phase",):
-        if column in table:
-            table[column] = table[column].astype("Int64")
+    # a plan that opens nothing has no phasing: its table still has the column, so that new_sites is empty, not a KeyError
+    table["phase"] = table["phase"].astype("Int64") if "phase" in table else pd.Series(pd.NA, index=table.index, dtype="Int64")
     frame = gpd.GeoDataFrame(table.drop(columns="geometry"), geometry=list(table["geometry"]), crs=crs).set_index("site_id")
     if len(frame) and frame.geometry.notna().all():
         ll = frame.geometry.to_crs(4326)
