@@ -42,7 +42,8 @@ def coverage_summary(
     on foot at all (``not_reachable_on_foot``).
     """
     unreachable = off_network(reach, demand)
-    within = {threshold: covered(reach, demand, threshold) for threshold in thresholds_min}
+    nearest = nearest_time_s(reach, demand).to_numpy()  # once, for every threshold
+    within = {threshold: within_time(nearest, reach.check_threshold(threshold * 60)) for threshold in thresholds_min}
     rows = []
     for group in population_columns(demand):
         people = demand[group].to_numpy()

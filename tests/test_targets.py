@@ -7,7 +7,6 @@ the facility points and the unit polygons (and the region's reach matrix for
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 
@@ -23,6 +22,7 @@ from geoplan.errors import ConfigError, InputError
 from geoplan.sites import load_facilities, missing_attributes
 from geoplan.targets import ConsolidationOptions, available_presets, load_targets, loads_targets, targets
 from geoplan.targets.indicators import OUTSIDE
+from geoplan.units import PlanningUnits
 from geoplan.tiers import ATTRIBUTES
 
 from tests.conftest import DATA
@@ -32,35 +32,10 @@ PRESETS = ("shuimogou", "yunfu", "baodi", "xinjiang", "chaoyang")
 STATION_SERVED_BY = ("station", "centre", "district_centre")
 
 
-# --- a PlanningUnits-like fixture (the tests do not depend on how geoplan.units builds zones) ----------
+# --- units made by hand (k-means zones: the tests do not depend on how geoplan.units builds zones) ----------
 
 
-@dataclasses.dataclass(frozen=True)
-class FixtureUnits:
-    """Streets as k-means zones of the community units: the PlanningUnits interface, built by hand."""
-
-    streets: gpd.GeoDataFrame
-    communities: gpd.GeoDataFrame
-    approximate: bool
-    source: str
-
-    @property
-    def street_label(self) -> str:
-        return "近似片区(非街道) approximate zone, not a street" if self.approximate else "街道 street"
-
-    def locate(self, points) -> pd.DataFrame:
-        geometry = points.geometry.to_crs(self.communities.crs)
-        left = gpd.GeoDataFrame(geometry=geometry.to_numpy(), crs=geometry.crs, index=pd.RangeIndex(len(geometry)))
-        joined = gpd.sjoin(left, self.communities[["geometry"]].rename_axis("code"), predicate="within")
-        joined = joined[~joined.index.duplicated()]
-        community = np.full(len(geometry), OUTSIDE, dtype=object)
-        community[joined.index.to_numpy()] = joined["code"].astype(str).to_numpy()
-        street = self.communities["street_code"].reindex(community).to_numpy(dtype=object)
-        street = np.where(pd.isna(street), OUTSIDE, street)
-        return pd.DataFrame({"street_code": street, "community_code": community}, index=points.index)
-
-
-def fixture_units(region, n_zones: int = 14, seed: int = 0) -> FixtureUnits:
+def fixture_units(region, n_zones: int = 14, seed: int = 0) -> PlanningUnits:
     units = region.communities
     codes = pd.Index(units.index.astype(str), name="community_code")
     points = units.geometry.representative_point()
@@ -71,7 +46,7 @@ def fixture_units(region, n_zones: int = 14, seed: int = 0) -> FixtureUnits:
     dissolved = communities.dissolve("street_code")
     streets = gpd.GeoDataFrame({"name": [f"片区{c[1:]} zone {c[1:]}" for c in dissolved.index]}, geometry=dissolved.geometry.to_numpy(),
                                crs=units.crs, index=pd.Index(dissolved.index.astype(str), name="street_code"))
-    return FixtureUnits(streets=streets, communities=communities, approximate=True, source=f"test fixture: {n_zones} k-means zones")
+    return PlanningUnits(streets=streets, communities=communities, approximate=True, source=f"test fixture: {n_zones} k-means zones")
 
 
 @pytest.fixture(scope="module")

@@ -262,7 +262,8 @@ def _normalise_sites(sites: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _check_specs(specs: tuple[KindSpec, ...], people: pd.DataFrame, reach: ReachMatrix) -> None:
+def _check_specs(specs: tuple[KindSpec, ...], people: pd.DataFrame, reach: ReachMatrix | None) -> None:
+    """The kinds are KindSpecs, each once, with known groups and (given ``reach``) a walk it holds."""
     if not specs:
         raise InputError("Nothing to plan: give at least one kind (KindSpec).")
     kinds = [s.kind for s in specs]
@@ -275,7 +276,8 @@ def _check_specs(specs: tuple[KindSpec, ...], people: pd.DataFrame, reach: Reach
         for name, group in (("target_group", spec.target_group), ("capacity_group", spec.capacity_group)):
             if group not in known:
                 raise InputError(f"Unknown population group {group!r} for {name}; the demand has {known}.")
-        reach.check_threshold(spec.threshold_s)
+        if reach is not None:
+            reach.check_threshold(spec.threshold_s)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -376,7 +378,7 @@ def build_problem(
     if cutoff_min is None:
         cutoff_min = max(s.threshold_min for s in specs)
     if reach is None:
-        _check_specs(specs, people, ReachMatrix(sparse.csc_matrix((0, 0)), pd.Index([]), pd.Index([]), cutoff_min * 60))
+        _check_specs(specs, people, None)  # before the walking times are computed (as far as the thresholds)
         reach = region.reach(sites, cutoff_min=cutoff_min)
     elif not reach.site_ids.equals(pd.Index(sites.index)):
         raise InputError("The given reach matrix does not follow the sites (existing facilities, then candidates: geoplan.optimize.planning_sites).")
