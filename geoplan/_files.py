@@ -47,7 +47,10 @@ def read_vector(path: str | Path, *, what: str, layer: str | None = None) -> gpd
         else:
             frame = gpd.read_file(path, layer=layer)
     except Exception as exc:  # GDAL, pyarrow and fiona raise many kinds
-        raise InputError(f"Cannot read the {what} file {path}: {exc}") from exc
+        raise InputError(
+            f"Cannot read the {what} file {path} ({exc}). Give a GeoJSON, GeoPackage, Shapefile or GeoParquet layer"
+            " (or, for a site list, a CSV or Excel table with lon/lat columns)."
+        ) from exc
     if frame.empty:
         raise EmptyDataError(f"The {what} file {path} has no features.")
     return frame

@@ -342,3 +342,10 @@ def test_messages_list_at_most_ten_columns(tmp_path):
     path.write_text(",".join(f"c{i}" for i in range(150)) + "\n" + ",".join("1" * 150) + "\n")
     with pytest.raises(InputError, match=r"it has \['c0', .*'c9'\] and 140 more\.$"):
         load_facilities(path, crs=UTM50)
+
+
+def test_a_file_no_reader_knows_says_which_formats_work(tmp_path):
+    path = tmp_path / "notes.md"
+    path.write_text("# not a layer\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"Cannot read the .*notes\.md .*Give a GeoJSON, GeoPackage, Shapefile or GeoParquet layer"):
+        load_facilities(path, crs="EPSG:32650")
