@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run serve test test-fast bench browser clean
+.PHONY: run serve test test-fast bench browser postgres clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,13 @@ $(VENV)/.bench: $(VENV)/.test
 run: $(VENV)/.base
 	$(VENV)/bin/geoplan coverage --region wuchang
 
-# the planning service on http://127.0.0.1:8000 (OpenAPI docs at /docs); one worker holds regions and jobs
+# the planning service on http://127.0.0.1:8000 (OpenAPI docs at /docs): web workers and job workers, with
+# API keys OFF for local development (a deployment runs `geoplan-api serve` with keys on; see the README)
 serve: $(VENV)/.api
-	$(VENV)/bin/uvicorn api.main:create_app --factory --host 127.0.0.1 --port 8000
+	@echo "make serve: GEOPLAN_AUTH=off (no API keys asked; local development only)"
+	GEOPLAN_AUTH=off $(VENV)/bin/geoplan-api serve --host 127.0.0.1 --port 8000
 
-test: $(VENV)/.test browser
+test: $(VENV)/.test browser postgres
 	$(PY) -m pytest -q
 
 test-fast: $(VENV)/.test
@@ -52,6 +54,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
 	  { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null) 2>/dev/null || \
 	    echo "note: could not install chromium; browser tests will be skipped"; }
+
+# A PostgreSQL server for the store's tests, which start a throwaway cluster of their own (Debian package;
+# the tests skip without it, and use the server at GEOPLAN_TEST_POSTGRES=postgresql://... when that is set).
+postgres:
+	@[ -n "$$GEOPLAN_TEST_POSTGRES" ] || command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) 2>/dev/null || \
+	    echo "note: could not install postgresql; PostgreSQL tests will be skipped"; }
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from api.errors import NotFound
+from api.auth import PrincipalDep
 from api.services.coverage_service import CoverageService
 from api.services.facilities import FacilityService
 from api.services.jobs import JobRunner
@@ -78,11 +78,9 @@ async def region_key(request: Request, region: Annotated[str, Path(max_length=64
 RegionKey = Annotated[str, Depends(region_key)]
 
 
-def scenario_record(request: Request, scenario_id: Annotated[str, Path(max_length=64)]) -> ScenarioRecord:
-    record = request.app.state.services.store.get_scenario(scenario_id)
-    if record is None:
-        raise NotFound(f"No scenario {scenario_id!r}. List them with GET /scenarios.")
-    return record
+def scenario_record(request: Request, who: PrincipalDep, scenario_id: Annotated[str, Path(max_length=64)]) -> ScenarioRecord:
+    """The path's scenario, or 404 (also for another team's)."""
+    return request.app.state.services.scenarios.get(scenario_id, who)
 
 
 ScenarioDep = Annotated[ScenarioRecord, Depends(scenario_record)]

@@ -27,10 +27,22 @@ class ApiError(Exception):
 
     status_code = 400
     kind = "bad_request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str):
         super().__init__(detail)
         self.detail = detail
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    kind = "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    kind = "forbidden"
 
 
 class NotFound(ApiError):
@@ -46,6 +58,12 @@ class Conflict(ApiError):
 class PayloadTooLarge(ApiError):
     status_code = 413
     kind = "payload_too_large"
+
+
+class TooManyRequests(ApiError):
+    status_code = 429
+    kind = "too_many_requests"
+    headers = {"Retry-After": "30"}
 
 
 def _body(detail: str, kind: str, **extra: Any) -> dict:
@@ -104,7 +122,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(_body(exc.detail, exc.kind), status_code=exc.status_code)
+        return JSONResponse(_body(exc.detail, exc.kind), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(GeoplanError)
     async def geoplan_error(request: Request, exc: GeoplanError) -> JSONResponse:

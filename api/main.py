@@ -4,8 +4,10 @@ Run it with::
 
     uvicorn api.main:create_app --factory --host 127.0.0.1 --port 8000
 
-One process (one uvicorn worker): regions are prepared once in it and the
-background jobs run in its threads. OpenAPI docs are at ``/docs``.
+Web workers (several uvicorn processes) serve the requests; job workers
+(``geoplan-api worker`` processes) take the jobs from the store, so a heavy
+solve never slows the reads. ``geoplan-api serve`` starts both. OpenAPI docs
+are at ``/docs``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
@@ -26,14 +28,15 @@ from geoplan import __version__
 from geoplan.region import Region
 
 from api import errors
+from api.auth import AuditWrites, Authenticate, OriginCheck, StoreSource
 from api.deps import Services
 from api.limits import JsonDepthLimit
-from api.routers import coverage, facilities, jobs, maps, recommendations, regions, scenarios, targets
+from api.routers import coverage, facilities, jobs, keys, maps, recommendations, regions, scenarios, targets
 from api.services.coverage_service import CoverageService
 from api.services.facilities import FacilityService
-from api.services.jobs import JobRunner
+from api.services.jobs import JobPolicy, JobRunner
 from api.services.maps import MapService
-from api.services.plans import Planner
+from api.services.plans import Planner, RequestLimits
 from api.services.recommendations import RecommendationService
 from api.services.regions import RegionService
 from api.services.scenario_service import ScenarioService
@@ -41,8 +44,7 @@ from api.services.targets import TargetService
 from api.services.uploads import UploadLimits, UploadService
 from api.settings import Settings, get_settings
 
-if TYPE_CHECKING:
-    from api.store import Store
+from api.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +60,18 @@ Coordinates in and out are WGS84 longitude/latitude unless a `coord_system` says
 
 def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Region] | None = None) -> FastAPI:
     """The service. ``settings`` override :func:`get_settings` (tests); ``preloaded`` regions skip loading."""
+    current = settings if settings is not None else get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        current = app.dependency_overrides.get(get_settings, get_settings)()
-        from api.store import Store
-
+        if not current.auth:
+            log.warning("GEOPLAN_AUTH=off: every request acts as an admin of every team; for local development only")
         store = Store(current.db_path)
         region_service = RegionService(current)
         for key, region in (preloaded or {}).items():
             region_service.put(region, key)
-        runner = JobRunner(store, workers=current.job_workers)
+        runner = JobRunner(store, threads=current.job_threads, policy=job_policy(current))
         services = build_services(current, store, region_service, runner)
-        runner.recover()
         runner.start()
         for key in current.preload:
             log.info("preloading %s", key)
@@ -96,17 +97,41 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
+    store = StoreSource(app)
+    # outermost last: CORS (when allowed) > OPTIONS > Origin check > keys (401) > audit of writes > JSON depth > routes
     app.add_middleware(JsonDepthLimit)
+    app.add_middleware(AuditWrites, store=store)
+    app.add_middleware(Authenticate, enabled=current.auth, store=store)
+    app.add_middleware(OriginCheck, allowed=current.cors_origins)
     app.add_middleware(AnswerOptions)
-    for module in (regions, coverage, facilities, scenarios, recommendations, jobs, maps, targets):
+    if current.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(current.cors_origins), allow_methods=list(AnswerOptions.METHODS),
+            allow_headers=["Authorization", "Content-Type"], max_age=600,
+        )
+    for module in (regions, coverage, facilities, scenarios, recommendations, jobs, maps, targets, keys):
         app.include_router(module.router)
 
-    @app.get("/health", tags=["meta"], summary="Liveness, and which regions are loaded")
+    @app.get("/health", tags=["meta"], summary="Liveness, which regions are loaded, and the job workers seen")
     async def health() -> dict[str, object]:
         services: Services = app.state.services
-        return {"status": "ok", "regions_loaded": [k for k in services.regions.names() if services.regions.is_loaded(k)]}
+        workers = await run_in_threadpool(services.store.live_workers, within_s=WORKER_SEEN_S)
+        return {
+            "status": "ok",
+            "regions_loaded": [k for k in services.regions.names() if services.regions.is_loaded(k)],
+            "auth": "on" if current.auth else "off (local development only)",
+            "job_workers": len(workers),
+        }
 
     return app
+
+
+WORKER_SEEN_S = 15.0
+
+
+def job_policy(settings: Settings) -> JobPolicy:
+    return JobPolicy(max_active_per_key=settings.max_jobs_per_key, budget_s=settings.max_job_seconds,
+                     lease_s=settings.job_lease_seconds)
 
 
 class AnswerOptions:
@@ -137,7 +162,7 @@ class AnswerOptions:
 
 def build_services(settings: Settings, store: Store, regions: RegionService, jobs: JobRunner) -> Services:
     """One service per resource over the shared store, regions and job runner, their job handlers registered."""
-    planner = Planner()
+    planner = Planner(limits=RequestLimits(max_reach_pairs=settings.max_reach_pairs, max_job_seconds=settings.max_job_seconds))
     scenario_service = ScenarioService(store, regions, jobs, planner, runs_cache_size=settings.coverage_cache_size)
     recommendation_service = RecommendationService(regions, jobs, planner, scenario_service)
     scenario_service.register_jobs()

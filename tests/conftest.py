@@ -11,6 +11,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
+
+from tests.postgres import postgres_db, postgres_url  # noqa: F401  (the store tests run on a real PostgreSQL server too)
 import shapely
 
 from geoplan.network import WalkNetwork, build_walk_network

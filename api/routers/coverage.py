@@ -12,13 +12,14 @@ from starlette.concurrency import run_in_threadpool
 
 from geoplan.errors import InputError
 
+from api.auth import AUTHORIZED, Principal, PrincipalDep
 from api.deps import CoverageDep, RegionKey
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.coverage import CareCircleCollection, CoverageOut, GapCollection, GapParams
 from api.services.coverage import GapQuery
 from api.services.coverage_service import CoverageService
 
-router = APIRouter(prefix="/regions/{region}", tags=["coverage"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/regions/{region}", tags=["coverage"], responses=ERROR_RESPONSES, dependencies=AUTHORIZED)
 
 GroupQuery = Annotated[str | None, Query(max_length=40, description="Population group, e.g. pop_60 (GET /regions/{region} lists them).")]
 ScenarioQuery = Annotated[str | None, Query(max_length=64, description="Coverage after this scenario (its edits and plan) instead of the region's own facilities.")]
@@ -26,9 +27,9 @@ ThresholdQuery = Annotated[float | None, Query(gt=0, le=120, allow_inf_nan=False
 
 
 @router.get("/coverage", response_model=CoverageOut, summary="People within a walk of care, per group and threshold")
-async def coverage_summary(key: RegionKey, coverage: CoverageDep, group: GroupQuery = None, threshold_min: ThresholdQuery = None,
-                           scenario_id: ScenarioQuery = None) -> dict:
-    index = await _index(coverage, key, scenario_id)
+async def coverage_summary(key: RegionKey, coverage: CoverageDep, who: PrincipalDep, group: GroupQuery = None,
+                           threshold_min: ThresholdQuery = None, scenario_id: ScenarioQuery = None) -> dict:
+    index = await _index(coverage, key, scenario_id, who)
     sites = index.report.sites
     n_sites = int((sites["status"].astype(str) != "closed").sum()) if "status" in sites else len(sites)
     return {"region": key, "scenario_id": scenario_id, "site_source": index.report.site_source, "sites": n_sites,
@@ -53,7 +54,7 @@ def _query_parameters(model: type[BaseModel]) -> list[dict]:
     openapi_extra={"parameters": _query_parameters(GapParams)},
     summary="Uncovered population cells as GeoJSON",
 )
-async def coverage_gaps(key: RegionKey, request: Request) -> Response:
+async def coverage_gaps(key: RegionKey, request: Request, who: PrincipalDep) -> Response:
     # The hot path: the query is validated by GapParams directly (documented through
     # openapi_extra), which spares FastAPI's per-parameter machinery on every request.
     try:
@@ -61,7 +62,7 @@ async def coverage_gaps(key: RegionKey, request: Request) -> Response:
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]) from None
     coverage = request.app.state.services.coverage
-    index = await _index(coverage, key, query.scenario_id)
+    index = await _index(coverage, key, query.scenario_id, who)
     threshold = query.threshold_min if query.threshold_min is not None else index.cutoff_min
     box = parse_bbox(query.bbox) if query.bbox else None
     body, total, returned, people = index.gaps(
@@ -78,6 +79,7 @@ async def coverage_gaps(key: RegionKey, request: Request) -> Response:
 async def care_circles(
     key: RegionKey,
     coverage: CoverageDep,
+    who: PrincipalDep,
     site_id: Annotated[str | None, Query(max_length=64, description="A facility or candidate id (GET /regions/{region}/facilities).")] = None,
     lon: Annotated[float | None, Query(ge=-180, le=180, allow_inf_nan=False)] = None,
     lat: Annotated[float | None, Query(ge=-90, le=90, allow_inf_nan=False)] = None,
@@ -91,7 +93,7 @@ async def care_circles(
         raise InputError("Give either site_id or lon and lat, not both.")
     if site_id is not None:
         return await run_in_threadpool(
-            lambda: coverage.circles_for_site(key, site_id, scenario_id=scenario_id, thresholds_min=thresholds)
+            lambda: coverage.circles_for_site(key, site_id, scenario_id=scenario_id, thresholds_min=thresholds, who=who)
         )
     if lon is None or lat is None:
         raise InputError("Give a site_id, or a point as lon and lat (with coord_system if not wgs84).")
@@ -100,13 +102,13 @@ async def care_circles(
     )
 
 
-async def _index(coverage: CoverageService, key: str, scenario_id: str | None):
+async def _index(coverage: CoverageService, key: str, scenario_id: str | None, who: Principal):
     """The warm index without leaving the event loop; a cold one is built in a worker thread."""
     if scenario_id is None:
         index = coverage.regions.peek_coverage(key)
         if index is not None:
             return index
-    return await run_in_threadpool(coverage.index, key, scenario_id)
+    return await run_in_threadpool(lambda: coverage.index(key, scenario_id, who=who))
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:

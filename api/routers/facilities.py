@@ -7,12 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import AUTHORIZED, PrincipalDep, role
 from api.deps import FacilitiesDep, RegionKey, ScenarioDep, UploadsDep
 from api.errors import PayloadTooLarge
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.facilities import SiteCollection, UploadOut
 
-router = APIRouter(tags=["facilities"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["facilities"], responses=ERROR_RESPONSES, dependencies=AUTHORIZED)
 
 StatusQuery = Annotated[Literal["existing", "candidate", "all"], Query(description="Which sites.")]
 KindQuery = Annotated[Literal["station", "canteen", "centre"] | None, Query(description="Only this kind.")]

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import AUTHORIZED, PrincipalDep, role
 from api.deps import MapsDep, RegionKey, ScenarioDep
 from api.schemas.common import JSON_ERROR_RESPONSES
 
-router = APIRouter(tags=["maps"], responses=JSON_ERROR_RESPONSES)
+router = APIRouter(tags=["maps"], responses=JSON_ERROR_RESPONSES, dependencies=AUTHORIZED)
 
 BasemapQuery = Annotated[Literal["none", "osm"], Query(description="none: no tiles, works offline; osm: OpenStreetMap tiles.")]
 HTML = {200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "A self-contained HTML page."}}

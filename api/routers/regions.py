@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import AUTHORIZED, PrincipalDep, role
 from api.deps import RegionKey, RegionsDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.regions import RegionDetailOut, RegionList
 
-router = APIRouter(prefix="/regions", tags=["regions"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/regions", tags=["regions"], responses=ERROR_RESPONSES, dependencies=AUTHORIZED)
 
 
 @router.get("", response_model=RegionList, summary="Regions this service plans for")

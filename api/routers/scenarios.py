@@ -7,22 +7,23 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import AUTHORIZED, PrincipalDep, role
 from api.deps import ScenarioDep, ScenariosDep, StoreDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.jobs import JobOut
 from api.schemas.scenarios import CompareOut, ScenarioCreate, ScenarioList, ScenarioOut, ScenarioUpdate
 from api.services.jobs import job_out
 
-router = APIRouter(prefix="/scenarios", tags=["scenarios"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/scenarios", tags=["scenarios"], responses=ERROR_RESPONSES, dependencies=AUTHORIZED)
 
 
 @router.post("", response_model=ScenarioOut, status_code=status.HTTP_201_CREATED, summary="Create a scenario")
-async def create_scenario(body: ScenarioCreate, scenarios: ScenariosDep, response: Response) -> dict:
+async def create_scenario(body: ScenarioCreate, scenarios: ScenariosDep, who: PrincipalDep, response: Response) -> dict:
     def create() -> dict:
         record = scenarios.create(
             region=body.region, name=body.name, description=body.description, coord_system=body.coord_system,
             added=[s.model_dump() for s in body.added], closed=list(body.closed),
-            recommend=body.recommend.model_dump() if body.recommend is not None else None,
+            recommend=body.recommend.model_dump() if body.recommend is not None else None, who=who,
         )
         return scenarios.out(record)
 
@@ -32,18 +33,22 @@ async def create_scenario(body: ScenarioCreate, scenarios: ScenariosDep, respons
 
 
 @router.get("", response_model=ScenarioList, summary="List scenarios")
-async def list_scenarios(store: StoreDep, scenarios: ScenariosDep,
+async def list_scenarios(store: StoreDep, scenarios: ScenariosDep, who: PrincipalDep,
                          region: Annotated[str | None, Query(max_length=64, description="Only this region's.")] = None) -> dict:
-    return await run_in_threadpool(lambda: {"scenarios": [scenarios.out(r) for r in store.list_scenarios(region=region)]})
+    """The scenarios of the key's team."""
+    return await run_in_threadpool(lambda: {"scenarios": [
+        scenarios.out(r) for r in store.list_scenarios(region=region, team=who.team, all_teams=who.all_teams)
+    ]})
 
 
 @router.get("/compare", response_model=CompareOut, summary="Compare two or more scenarios of one region")
 async def compare_scenarios(
     scenarios: ScenariosDep,
+    who: PrincipalDep,
     ids: Annotated[list[str], Query(min_length=2, max_length=20, description="Scenario ids: ?ids=A&ids=B (the first is the reference).")],
     threshold_min: Annotated[float | None, Query(gt=0, le=120, allow_inf_nan=False, description="Walking minutes (default: the largest).")] = None,
 ) -> dict:
-    return await run_in_threadpool(lambda: scenarios.compare(ids, threshold_min=threshold_min))
+    return await run_in_threadpool(lambda: scenarios.compare(ids, who, threshold_min=threshold_min))
 
 
 @router.get("/{scenario_id}", response_model=ScenarioOut, summary="A scenario, with its result once run")
@@ -72,7 +77,7 @@ async def delete_scenario(record: ScenarioDep, scenarios: ScenariosDep) -> Respo
 
 @router.post("/{scenario_id}/run", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED,
              summary="Run a scenario in the background (coverage before/after, and the optimiser if it has settings)")
-async def run_scenario(record: ScenarioDep, scenarios: ScenariosDep, response: Response) -> dict:
-    job = await run_in_threadpool(scenarios.run, record)
+async def run_scenario(record: ScenarioDep, scenarios: ScenariosDep, who: PrincipalDep, response: Response) -> dict:
+    job = await run_in_threadpool(scenarios.run, record, who)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job_out(job)

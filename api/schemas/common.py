@@ -20,10 +20,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text}
     for status, text in (
         (400, "The request cannot be used as it is."),
-        (404, "Unknown region, scenario, job or site."),
+        (401, "No API key, or one that is unknown or revoked (send Authorization: Bearer KEY)."),
+        (403, "The key's role may not do this (viewers read; planners edit; admins manage keys)."),
+        (404, "Unknown region, scenario, job or site (or another team's scenario or job)."),
         (409, "The resource is not in a state that allows this."),
         (413, "Upload too large."),
         (422, "Invalid request, or input geoplan cannot use (the message says what to fix)."),
+        (429, "Too many jobs queued or running for this key (the message names the limit)."),
         (500, "Unexpected server error (no details are leaked; see the server log)."),
     )
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from geoplan.optimize import recommend_request
 
+from api.auth import Principal
 from api.services import scenarios as sc
 from api.services.jobs import JobRunner
 from api.services.plans import Planner, plan_request
@@ -24,15 +25,15 @@ class RecommendationService:
     def register_jobs(self) -> None:
         self.jobs.register("recommendation", self._job)
 
-    def submit(self, *, region: str, scenario_id: str | None, params: dict) -> JobRecord:
+    def submit(self, *, region: str, scenario_id: str | None, params: dict, who: Principal) -> JobRecord:
         """Queue a recommendation; bad options and unreachable targets raise here (422), before any job."""
         key = self.regions.require(region)
         base = self.regions.get(key)
-        spec = self.scenarios.get_in(key, scenario_id).spec if scenario_id is not None else None
+        spec = self.scenarios.get_in(key, scenario_id, who).spec if scenario_id is not None else None
         edited = sc.check(base, spec) if spec is not None else base
         self.planner.check(edited, plan_request(edited, params), sites_key=sc.sites_key(spec))
         job_params = {"region": key, "scenario_id": scenario_id, "request": params, "spec": spec}
-        return self.jobs.submit("recommendation", job_params, scenario_id=scenario_id)
+        return self.jobs.submit("recommendation", job_params, scenario_id=scenario_id, by=who.submitter)
 
     def _job(self, job: JobRecord) -> dict:
         params = job.params

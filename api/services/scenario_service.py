@@ -13,11 +13,12 @@ from geoplan.errors import InputError
 from geoplan.optimize import PlanRequest, planning_sites
 from geoplan.region import Region
 
+from api.auth import Principal
 from api.errors import Conflict, NotFound
 from api.services import scenarios as sc
 from api.services.jobs import JobRunner
 from api.services.memo import Memo
-from api.services.plans import Planner, plan_request
+from api.services.plans import Planner, check_reach_pairs, plan_request
 from api.services.regions import RegionService
 from api.store import JobRecord, ScenarioRecord, StaleScenario, Store
 
@@ -36,11 +37,16 @@ class ScenarioService:
         self.jobs.register("scenario_run", self._run_job)
 
     # lookups -----------------------------------------------------------------------------
-    def get_in(self, key: str, scenario_id: str) -> ScenarioRecord:
-        """The scenario, or 404; an InputError when it belongs to another region."""
+    def get(self, scenario_id: str, who: Principal) -> ScenarioRecord:
+        """The scenario, or 404 (also when it is another team's: it is not theirs to know of)."""
         record = self.store.get_scenario(scenario_id)
-        if record is None:
+        if record is None or not who.sees(record.team):
             raise NotFound(f"No scenario {scenario_id!r}. List them with GET /scenarios.")
+        return record
+
+    def get_in(self, key: str, scenario_id: str, who: Principal) -> ScenarioRecord:
+        """The scenario, or 404; an InputError when it belongs to another region."""
+        record = self.get(scenario_id, who)
         if record.region != key:
             raise InputError(f"Scenario {scenario_id!r} is in {record.region}, not {key}: use /regions/{record.region}/...")
         return record
@@ -50,7 +56,7 @@ class ScenarioService:
 
     # changes -----------------------------------------------------------------------------
     def create(self, *, region: str, name: str, description: str, coord_system: str, added: list[dict],
-               closed: list[str], recommend: dict | None) -> ScenarioRecord:
+               closed: list[str], recommend: dict | None, who: Principal) -> ScenarioRecord:
         key = self.regions.require(region)
         base = self.regions.get(key)
         spec = sc.empty_spec(key, name, description)
@@ -58,7 +64,7 @@ class ScenarioService:
         spec["closed"] = list(dict.fromkeys(closed))
         spec["recommend"] = recommend
         self.validate(base, spec)
-        return self.store.create_scenario(region=key, name=name, spec=spec, spec_hash=sc.spec_hash(spec))
+        return self.store.create_scenario(region=key, name=name, spec=spec, spec_hash=sc.spec_hash(spec), team=who.team)
 
     def update(self, record: ScenarioRecord, changes: dict) -> ScenarioRecord:
         base = self.regions.get(record.region)
@@ -95,15 +101,16 @@ class ScenarioService:
         """Every edit applies (closures exist, ids are free) and the optimiser settings pass the library's pre-solve checks."""
         edited = sc.check(base, spec)
         if spec.get("recommend") is None:
-            planning_sites(edited)  # facility and candidate ids apart
+            sites = planning_sites(edited).sites  # facility and candidate ids apart
+            check_reach_pairs(edited, len(sites), self.planner.limits)
             return
         self.planner.check(edited, plan_request(edited, spec["recommend"]), sites_key=sc.sites_key(spec))
 
     # runs --------------------------------------------------------------------------------
-    def run(self, record: ScenarioRecord) -> JobRecord:
+    def run(self, record: ScenarioRecord, who: Principal) -> JobRecord:
         self.validate(self.regions.get(record.region), record.spec)
         params = {"region": record.region, "scenario_id": record.id, "spec_hash": record.spec_hash, "spec": record.spec}
-        return self.jobs.submit("scenario_run", params, scenario_id=record.id)
+        return self.jobs.submit("scenario_run", params, scenario_id=record.id, by=who.submitter)
 
     def _run_job(self, job: JobRecord) -> dict:
         params = job.params
@@ -184,14 +191,9 @@ class ScenarioService:
             },
         }
 
-    def compare(self, ids: list[str], *, threshold_min: float | None) -> dict:
+    def compare(self, ids: list[str], who: Principal, *, threshold_min: float | None) -> dict:
         """Scenarios side by side at one threshold (:func:`geoplan.scenario.compare` of their end states)."""
-        records = []
-        for scenario_id in dict.fromkeys(ids):
-            record = self.store.get_scenario(scenario_id)
-            if record is None:
-                raise NotFound(f"No scenario {scenario_id!r}. List them with GET /scenarios.")
-            records.append(record)
+        records = [self.get(scenario_id, who) for scenario_id in dict.fromkeys(ids)]
         if len(records) < 2:
             raise InputError("Compare needs at least two different scenario ids: /scenarios/compare?ids=A&ids=B.")
         regions = {r.region for r in records}

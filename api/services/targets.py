@@ -16,6 +16,7 @@ from geoplan.errors import InputError
 from geoplan.targets import ConsolidationOptions, available_presets, load_targets, loads_targets, targets
 from geoplan.targets.presets import TargetSet
 
+from api.auth import Principal
 from api.errors import NotFound
 from api.services.memo import Memo
 from api.services.regions import RegionService
@@ -54,11 +55,11 @@ class TargetService:
             raise InputError(f"The uploaded targets file {filename!r} is not UTF-8 text; save it as UTF-8.") from None
         return loads_targets(text, name=f"the uploaded targets file {filename!r}"), hashlib.sha256(content).hexdigest()[:16]
 
-    def review(self, key: str, target_set: TargetSet, *, fingerprint: str, scenario_id: str | None = None,
+    def review(self, key: str, target_set: TargetSet, *, fingerprint: str, who: Principal, scenario_id: str | None = None,
                min_catchment: float | None = None) -> dict:
         """The review as JSON (cached per region, targets, scenario state and threshold)."""
         region = self.regions.get(key)
-        facilities, state = self._facilities(key, scenario_id)
+        facilities, state = self._facilities(key, scenario_id, who)
         cache_key = (key, fingerprint, state, min_catchment)
 
         def build() -> dict:
@@ -76,10 +77,10 @@ class TargetService:
         region = self.regions.get(key)
         return self._units.get(key, lambda: region.units if hasattr(type(region), "units") else region_units(region))
 
-    def _facilities(self, key: str, scenario_id: str | None) -> tuple[gpd.GeoDataFrame | None, str]:
+    def _facilities(self, key: str, scenario_id: str | None, who: Principal) -> tuple[gpd.GeoDataFrame | None, str]:
         if scenario_id is None:
             return None, "base"
-        record = self.scenarios.get_in(key, scenario_id)
+        record = self.scenarios.get_in(key, scenario_id, who)
         sites = self.scenarios.end_state_report(record, with_circles=False).sites
         if "status" in sites:
             sites = sites[sites["status"].astype(str) != "closed"]

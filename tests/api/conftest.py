@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
+from api.store import ROLES, Store
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_FACILITIES = REPO / "data" / "facilities" / "wuchang_sample_gcj02.csv"
@@ -21,13 +22,32 @@ SAMPLE_FACILITIES = REPO / "data" / "facilities" / "wuchang_sample_gcj02.csv"
 
 @pytest.fixture(scope="session")
 def api_settings(tmp_path_factory, cache_dir) -> Settings:
-    return Settings(db_path=tmp_path_factory.mktemp("api") / "geoplan.sqlite3", cache_dir=cache_dir, regions=("wuchang",))
+    """Keys on (the default); one job thread in the app, standing in for a job worker process."""
+    return Settings(db_path=tmp_path_factory.mktemp("api") / "geoplan.sqlite3", cache_dir=cache_dir, regions=("wuchang",), job_threads=1)
 
 
 @pytest.fixture(scope="session")
-def client(api_settings, wuchang):
+def api_keys(api_settings) -> dict[str, str]:
+    """A key per role in team-a, a planner and a viewer of team-b, and one revoked key."""
+    store = Store(api_settings.db_path)
+    keys = {role: store.create_key(role=role, team="team-a", name=f"test {role}")[1] for role in ROLES}
+    keys["other_planner"] = store.create_key(role="planner", team="team-b", name="another team")[1]
+    keys["other_viewer"] = store.create_key(role="viewer", team="team-b", name="another team")[1]
+    revoked, keys["revoked"] = store.create_key(role="admin", team="team-a", name="revoked")
+    store.revoke_key(revoked.id)
+    store.close()
+    return keys
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="session")
+def client(api_settings, api_keys, wuchang):
+    """The session's app, as a planner of team-a."""
     app = create_app(api_settings, preloaded={"wuchang": wuchang})
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with TestClient(app, raise_server_exceptions=False, headers=bearer(api_keys["planner"])) as test_client:
         yield test_client
 
 

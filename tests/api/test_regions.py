@@ -26,4 +26,4 @@ def test_unknown_region_is_404_and_names_the_known_ones(client):
 
 
 def test_health(client):
-    assert client.get("/health").json() == {"status": "ok", "regions_loaded": ["wuchang"]}
+    assert client.get("/health", headers={"Authorization": ""}).json() == {"status": "ok", "regions_loaded": ["wuchang"], "auth": "on", "job_workers": 1}

@@ -1,0 +1,47 @@
+"""API keys and the audit log (admins only)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Role = Literal["viewer", "planner", "admin"]
+
+
+class KeyCreate(BaseModel):
+    role: Role = Field(description="viewer: reads; planner: also edits, runs and deletes the team's scenarios; admin: also manages keys.")
+    team: str = Field(min_length=1, max_length=64, pattern=r"^[^\s].*$", description="The team whose scenarios and jobs the key sees.")
+    name: str = Field("", max_length=200, description="Who or what holds the key, e.g. 'Wuchang civil affairs, planning section'.")
+
+
+class KeyOut(BaseModel):
+    id: str
+    role: Role
+    team: str
+    name: str
+    created_at: str
+    revoked_at: str | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The secret, shown this once: send it as 'Authorization: Bearer KEY'. Only its hash is stored.")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+
+
+class AuditEntry(BaseModel):
+    id: str
+    at: str
+    key_id: str | None
+    team: str | None
+    role: str | None
+    method: str
+    path: str
+    status: int
+
+
+class AuditList(BaseModel):
+    entries: list[AuditEntry]
