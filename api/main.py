@@ -41,7 +41,7 @@ from api.services.recommendations import RecommendationService
 from api.services.regions import RegionService
 from api.services.scenario_service import ScenarioService
 from api.services.targets import TargetService
-from api.services.uploads import UploadLimits, UploadService
+from api.services.uploads import STALE_UPLOAD_SECONDS, UploadLimits, UploadService, sweep_stale_uploads
 from api.settings import Settings, get_settings
 
 from api.store import Store
@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
             region_service.put(region, key)
         runner = JobRunner(store, threads=current.job_threads, policy=job_policy(current))
         services = build_services(current, store, region_service, runner)
+        swept = sweep_stale_uploads(services.uploads.upload_dir, STALE_UPLOAD_SECONDS)
+        if swept:
+            log.info("removed %d upload folder(s) left by a stopped process", swept)
         runner.start()
         for key in current.preload:
             log.info("preloading %s", key)
@@ -172,7 +175,8 @@ def build_services(settings: Settings, store: Store, regions: RegionService, job
         scenarios=scenario_service,
         uploads=UploadService(scenario_service, regions, max_upload_bytes=settings.max_upload_bytes,
                               limits=UploadLimits(rows=settings.max_upload_rows, columns=settings.max_upload_columns,
-                                                  json_depth=settings.max_json_depth)),
+                                                  json_depth=settings.max_json_depth, gpkg_seconds=settings.max_gpkg_seconds),
+                              upload_dir=settings.upload_dir),
         recommendations=recommendation_service,
         maps=MapService(regions, scenario_service),
         facilities=FacilityService(regions),

@@ -32,6 +32,7 @@ ENVIRONMENT = {
     "max_upload_rows": "GEOPLAN_MAX_UPLOAD_ROWS",
     "max_upload_columns": "GEOPLAN_MAX_UPLOAD_COLUMNS",
     "max_gpkg_seconds": "GEOPLAN_MAX_GPKG_SECONDS",
+    "upload_dir": "GEOPLAN_UPLOAD_DIR",
     "max_json_depth": "GEOPLAN_MAX_JSON_DEPTH",
     "coverage_cache_size": "GEOPLAN_COVERAGE_CACHE",
     "circle_cache_size": "GEOPLAN_CIRCLE_CACHE",
@@ -59,7 +60,8 @@ class Settings(BaseModel, frozen=True):
     max_upload_bytes: int = Field(5_000_000, ge=1, description="Largest facility upload accepted (GEOPLAN_MAX_UPLOAD_BYTES).")
     max_upload_rows: int = Field(20_000, ge=1, description="Most rows (or features) in a facility upload (GEOPLAN_MAX_UPLOAD_ROWS).")
     max_upload_columns: int = Field(200, ge=3, description="Most columns (or properties) in a facility upload (GEOPLAN_MAX_UPLOAD_COLUMNS).")
-    max_gpkg_seconds: float = Field(2.0, gt=0, le=60, description="Time budget for reading one GeoPackage upload (GEOPLAN_MAX_GPKG_SECONDS).")
+    max_gpkg_seconds: float = Field(2.0, gt=0, le=60, description="Longest the checks of a GeoPackage upload may run, in seconds (GEOPLAN_MAX_GPKG_SECONDS).")
+    upload_dir: Path | None = Field(None, description="Parent of the uploads' temporary folders; leftovers over an hour old are removed at start (GEOPLAN_UPLOAD_DIR; default <tempdir>/geoplan-uploads).")
     max_json_depth: int = Field(64, ge=2, le=512, description="Deepest nesting of brackets in a JSON body or GeoJSON upload (GEOPLAN_MAX_JSON_DEPTH).")
     coverage_cache_size: int = Field(16, ge=1, description="Scenario coverage indexes kept in memory (GEOPLAN_COVERAGE_CACHE).")
     circle_cache_size: int = Field(4096, ge=1, description="Care circles kept in memory per web process (GEOPLAN_CIRCLE_CACHE).")

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import AUTHORIZED, role
+from api.auth import AUTHORIZED, PrincipalDep, role
 from api.deps import StoreDep
-from api.errors import NotFound
+from api.errors import Conflict, NotFound
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.keys import AuditList, KeyCreate, KeyCreated, KeyList
 
@@ -33,7 +33,10 @@ async def create_key(body: KeyCreate, store: StoreDep) -> dict:
 
 @router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                summary="Revoke a key (at once, for every worker)", openapi_extra=ADMIN)
-async def revoke_key(key_id: Annotated[str, Path(max_length=64)], store: StoreDep) -> Response:
+async def revoke_key(key_id: Annotated[str, Path(max_length=64)], store: StoreDep, who: PrincipalDep) -> Response:
+    if who.key_id is not None and key_id == who.key_id:
+        raise Conflict("A key cannot revoke itself here (no admin may lock themselves out): use another admin key, "
+                       f"or 'geoplan-api keys revoke {key_id}' on the server.")
     if not await run_in_threadpool(store.revoke_key, key_id):
         raise NotFound(f"No live key {key_id!r}. List them with GET /keys.")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -142,7 +142,7 @@ def test_only_admins_manage_keys_and_read_the_audit_log(as_role, who):
         assert_error(as_role(who, method, path, json={"role": "viewer", "team": "x"} if method == "POST" else None), 403, "admin")
 
 
-def test_an_admin_creates_a_key_that_works_and_revokes_it(as_role, client):
+def test_an_admin_creates_a_key_that_works_and_revokes_it(as_role, client, api_keys):
     created = as_role("admin", "POST", "/keys", json={"role": "viewer", "team": "team-c", "name": "street office"})
     assert created.status_code == 201, created.text
     key = created.json()
@@ -152,6 +152,8 @@ def test_an_admin_creates_a_key_that_works_and_revokes_it(as_role, client):
     assert as_role("admin", "DELETE", f"/keys/{key['id']}").status_code == 204
     assert_error(client.get("/scenarios", headers=bearer(key["key"])), 401)
     assert_error(as_role("admin", "DELETE", f"/keys/{key['id']}"), 404)
+    own = client.app.state.services.store.key_for(api_keys["admin"]).id
+    assert_error(as_role("admin", "DELETE", f"/keys/{own}"), 409, "keys revoke")
 
 
 def test_every_write_is_in_the_audit_log_with_who_did_it(as_role, api_keys, client):

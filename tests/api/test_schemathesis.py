@@ -9,7 +9,10 @@ CPU busy for the rest of the run.
 
 Random ids rarely name anything, so every generated request is sent twice:
 as generated, and with its region, scenario and job ids replaced by real ones,
-which takes the generated query and body values into the real code paths.
+which takes the generated query and body values into the real code paths. A
+stateful run then chains the operations by the links schemathesis finds
+(POST /scenarios -> GET/PATCH/DELETE /scenarios/{id}, POST /keys -> DELETE
+/keys/{id}...). Every request carries an admin key of the fuzzing team.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.main import create_app
-from tests.api.conftest import SAMPLE_FACILITIES, upload
+from api.store import Store
+from tests.api.conftest import SAMPLE_FACILITIES, bearer, upload
 
 MAX_EXAMPLES = 8
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -34,10 +38,20 @@ OPERATIONS = [result.ok().label for result in schemathesis.openapi.from_dict(cre
 
 
 @pytest.fixture(scope="module")
-def fuzz_client(tmp_path_factory, api_settings, wuchang):
-    settings = api_settings.model_copy(update={"db_path": tmp_path_factory.mktemp("fuzz") / "fuzz.sqlite3"})
-    with TestClient(create_app(settings, preloaded={"wuchang": wuchang}), raise_server_exceptions=False) as client:
-        client.app.state.services.jobs.stop()
+def fuzz_key(tmp_path_factory) -> tuple[str, str]:
+    """(database, admin key) of the fuzzing app."""
+    db = str(tmp_path_factory.mktemp("fuzz") / "fuzz.sqlite3")
+    store = Store(db)
+    key = store.create_key(role="admin", team="fuzz", name="schemathesis")[1]
+    store.close()
+    return db, key
+
+
+@pytest.fixture(scope="module")
+def fuzz_client(fuzz_key, api_settings, wuchang):
+    settings = api_settings.model_copy(update={"db_path": fuzz_key[0], "job_threads": 0, "max_jobs_per_key": 10_000})
+    with TestClient(create_app(settings, preloaded={"wuchang": wuchang}), raise_server_exceptions=False,
+                    headers=bearer(fuzz_key[1])) as client:
         yield client
 
 
@@ -92,15 +106,45 @@ def test_every_operation_is_tested():
 
 
 @pytest.mark.parametrize("label", OPERATIONS)
-def test_operation_conforms_to_its_schema(live_schema, real_ids, fuzz_client, label):
+def test_operation_conforms_to_its_schema(live_schema, real_ids, fuzz_client, fuzz_key, label):
     operation = live_schema.find_operation_by_label(label)
 
     @given(case=operation.as_strategy())
     @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     def check(case):
-        case.call_and_validate(checks=CHECKS)
+        case.call_and_validate(checks=CHECKS, headers=bearer(fuzz_key[1]))
         if with_real_ids(case, real_ids, fuzz_client):
-            case.call_and_validate(checks=CHECKS)
+            case.call_and_validate(checks=CHECKS, headers=bearer(fuzz_key[1]))
 
     check()
+
+
+def test_chained_operations_conform_to_their_schemas(live_schema, fuzz_key):
+    """Stateful: operations chained by the links schemathesis infers from the schema, with real ids from real answers.
+
+    Each run starts from an empty team (its scenarios, jobs and other keys are
+    removed after it), so that every run sees the same state, as hypothesis needs.
+    """
+    store = Store(fuzz_key[0])  # its own connection: schemathesis runs the app's lifespan (and its store) per call
+    own, key = store.create_key(role="admin", team="fuzz-stateful", name="stateful run")
+
+    class Workflow(live_schema.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {"headers": bearer(key)}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS)
+
+        def teardown(self):
+            with store.transaction() as tx:
+                tx.execute("DELETE FROM jobs WHERE team = 'fuzz-stateful'")
+                tx.execute("DELETE FROM scenario_results WHERE scenario_id IN (SELECT id FROM scenarios WHERE team = 'fuzz-stateful')")
+                tx.execute("DELETE FROM scenarios WHERE team = 'fuzz-stateful'")
+                tx.execute("DELETE FROM api_keys WHERE id <> ? AND created_at >= ?", (own.id, own.created_at))
+
+    try:
+        Workflow.run(settings=settings(max_examples=25, stateful_step_count=6, deadline=None, derandomize=True, database=None,
+                                       phases=[Phase.generate], suppress_health_check=list(HealthCheck)))
+    finally:
+        store.close()
