@@ -104,7 +104,12 @@ class Settings(BaseModel, frozen=True):
         rows = []
         for field, var in ENVIRONMENT.items():
             value = getattr(self, field)
-            shown = redact(value) if field == "db_path" else (",".join(value) if isinstance(value, tuple) else str(value))
+            if field == "db_path":
+                shown = redact(value)
+            elif isinstance(value, bool):
+                shown = "on" if value else "off"
+            else:
+                shown = ",".join(value) if isinstance(value, tuple) else str(value)
             rows.append((var, shown, type(self).model_fields[field].description or ""))
         return rows
 
