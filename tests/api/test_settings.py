@@ -34,3 +34,9 @@ def test_every_setting_has_a_variable_and_the_table_hides_the_password():
     table = dict((var, value) for var, value, _ in Settings(db_path="postgresql://geoplan:s3cret@db.local/geoplan").table())
     assert table["GEOPLAN_DB"] == "postgresql://geoplan:***@db.local/geoplan"
     assert "s3cret" not in " ".join(table.values())
+
+
+def test_the_deploy_guide_lists_every_setting():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text(encoding="utf-8")
+    missing = [var for var in ENVIRONMENT.values() if f"`{var}`" not in text]
+    assert not missing, f"docs/deploy.md does not list {missing}"
