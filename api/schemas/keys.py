@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from api.store import AuditRecord
+
 Role = Literal["viewer", "planner", "admin"]
 
 
@@ -32,16 +34,5 @@ class KeyList(BaseModel):
     keys: list[KeyOut]
 
 
-class AuditEntry(BaseModel):
-    id: str
-    at: str
-    key_id: str | None
-    team: str | None
-    role: str | None
-    method: str
-    path: str
-    status: int
-
-
 class AuditList(BaseModel):
-    entries: list[AuditEntry]
+    entries: list[AuditRecord] = Field(description="Newest first: who (key, role, team) wrote what (method, path) and the answer's status.")
