@@ -230,15 +230,23 @@ def content_hash(path: Path) -> str:
 
 @contextlib.contextmanager
 def atomic_directory(target: Path) -> Iterator[Path]:
-    """Build a directory in a temporary place and move it to ``target`` only on success."""
+    """Build a directory in a temporary place and move it to ``target`` only on success.
+
+    For content-addressed folders (caches): when another process finished the
+    same ``target`` first, its folder is kept and this one dropped, so a reader
+    of ``target`` never sees it removed under it.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        try:
+            os.rename(tmp, target)  # fails when target exists and is not empty: another writer won
+        except OSError:
+            if not target.exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

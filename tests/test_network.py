@@ -430,3 +430,17 @@ def test_cache_gives_the_same_network_and_is_read_the_second_time(tmp_path, monk
     # another setting is another network: not served from the same cache entry
     with pytest.raises(AssertionError, match="rebuilt"):
         load_network(STREETS, boundary=area, buffer_m=200, walk_speed_mps=0.8, cache_dir=cache)
+
+
+def test_a_second_writer_of_a_cached_network_keeps_the_first_ones_folder(tmp_path):
+    """Two processes preparing the same network: the one that finishes second must not remove the folder being read."""
+    from geoplan import _files
+
+    target = tmp_path / "net-abc"
+    with _files.atomic_directory(target) as first:
+        (first / "edges.parquet").write_text("first")
+    reader = (target / "edges.parquet").open()
+    with _files.atomic_directory(target) as second:
+        (second / "edges.parquet").write_text("second")
+    assert reader.read() == "first" and (target / "edges.parquet").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["net-abc"]  # the second build is gone, not left beside it
