@@ -31,7 +31,7 @@ from api import errors
 from api.auth import AuditWrites, Authenticate, OriginCheck, StoreSource
 from api.deps import Services
 from api.limits import JsonDepthLimit
-from api.routers import coverage, facilities, jobs, keys, maps, recommendations, regions, scenarios, targets
+from api.routers import coverage, facilities, jobs, keys, maps, recommendations, regions, scenarios, targets, workspace
 from api.services.coverage_service import CoverageService
 from api.services.facilities import FacilityService
 from api.services.jobs import JobPolicy, JobRunner
@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
             CORSMiddleware, allow_origins=list(current.cors_origins), allow_methods=list(AnswerOptions.METHODS),
             allow_headers=["Authorization", "Content-Type"], max_age=600,
         )
-    for module in (regions, coverage, facilities, scenarios, recommendations, jobs, maps, targets, keys):
+    for module in (regions, coverage, facilities, scenarios, recommendations, jobs, maps, targets, keys, workspace):
         app.include_router(module.router)
 
     @app.get("/health", tags=["meta"], summary="Liveness, which regions are loaded, and the job workers seen")
@@ -180,5 +180,5 @@ def build_services(settings: Settings, store: Store, regions: RegionService, job
         recommendations=recommendation_service,
         maps=MapService(regions, scenario_service),
         facilities=FacilityService(regions),
-        coverage=CoverageService(regions, scenario_service),
+        coverage=CoverageService(regions, scenario_service, point_circle_cache_size=settings.circle_cache_size),
     )

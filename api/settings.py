@@ -36,6 +36,7 @@ ENVIRONMENT = {
     "max_json_depth": "GEOPLAN_MAX_JSON_DEPTH",
     "coverage_cache_size": "GEOPLAN_COVERAGE_CACHE",
     "circle_cache_size": "GEOPLAN_CIRCLE_CACHE",
+    "job_worker_nice": "GEOPLAN_JOB_WORKER_NICE",
 }
 TUPLES = ("regions", "preload", "cors_origins")
 SWITCH = {"on": True, "true": True, "1": True, "yes": True, "off": False, "false": False, "0": False, "no": False}
@@ -64,7 +65,8 @@ class Settings(BaseModel, frozen=True):
     upload_dir: Path | None = Field(None, description="Parent of the uploads' temporary folders; leftovers over an hour old are removed at start (GEOPLAN_UPLOAD_DIR; default <tempdir>/geoplan-uploads).")
     max_json_depth: int = Field(64, ge=2, le=512, description="Deepest nesting of brackets in a JSON body or GeoJSON upload (GEOPLAN_MAX_JSON_DEPTH).")
     coverage_cache_size: int = Field(16, ge=1, description="Scenario coverage indexes kept in memory (GEOPLAN_COVERAGE_CACHE).")
-    circle_cache_size: int = Field(4096, ge=1, description="Care circles kept in memory per web process (GEOPLAN_CIRCLE_CACHE).")
+    circle_cache_size: int = Field(4096, ge=0, description="Care circles of points kept per web process, about 3 kB each (GEOPLAN_CIRCLE_CACHE; 0 keeps none).")
+    job_worker_nice: int = Field(10, ge=0, le=19, description="CPU priority given up by job worker processes, so that solves never slow the reads (GEOPLAN_JOB_WORKER_NICE; 0 keeps it).")
 
     @field_validator("db_path", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import threading
 
@@ -26,6 +27,8 @@ def run_worker(settings: Settings, *, threads: int = 1, stop: threading.Event | 
     from api.main import build_services, job_policy
 
     stop = stop or threading.Event()
+    if settings.job_worker_nice:
+        os.nice(settings.job_worker_nice)  # the web workers on the same machine come first
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())

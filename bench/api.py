@@ -67,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=2000, help="distinct viewport queries to draw from")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout (s); a timeout counts as an error")
-    parser.add_argument("--points", type=int, default=400, help="distinct care-circle points to draw from")
+    parser.add_argument("--points", type=int, default=100, help="distinct care-circle points to draw from (a map session's clicks)")
     parser.add_argument("--url", help="a running server on loopback (default: start one)")
     parser.add_argument("--key", help="an API key for --url (default: one made in the bench's own database)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1000 requests at most, 10 s at most")
@@ -210,6 +210,8 @@ class Connection:
 async def run_load(url: str, path: str, queries: list[str], *, concurrency: int, max_requests: int, duration_s: float,
                    timeout_s: float, key: str) -> dict:
     latencies: list[float] = []
+    first_time: list[float] = []  # latencies of queries the bench had not sent before (a cache miss, at least once)
+    sent: set[str] = set()
     sizes: list[int] = []
     errors: dict[str, int] = {}
     issued = 0
@@ -224,6 +226,8 @@ async def run_load(url: str, path: str, queries: list[str], *, concurrency: int,
             while issued < max_requests and time.perf_counter() < deadline:
                 issued += 1
                 query = queries[i % len(queries)]
+                fresh = query not in sent
+                sent.add(query)
                 i += concurrency
                 t0 = time.perf_counter()
                 try:
@@ -232,6 +236,8 @@ async def run_load(url: str, path: str, queries: list[str], *, concurrency: int,
                     if status == 200:
                         latencies.append(elapsed)
                         sizes.append(size)
+                        if fresh:
+                            first_time.append(elapsed)
                     else:
                         errors[str(status)] = errors.get(str(status), 0) + 1
                 except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
@@ -257,6 +263,9 @@ async def run_load(url: str, path: str, queries: list[str], *, concurrency: int,
         "max_ms": round(float(ms.max()), 2) if len(ms) else None,
         "mean_ms": round(float(ms.mean()), 2) if len(ms) else None,
         "mean_response_kb": round(float(np.mean(sizes)) / 1024, 1) if sizes else None,
+        "first_time_requests": len(first_time),
+        "first_time_p50_ms": round(float(np.percentile(np.array(first_time) * 1000, 50)), 2) if first_time else None,
+        "first_time_p95_ms": round(float(np.percentile(np.array(first_time) * 1000, 95)), 2) if first_time else None,
     }
 
 

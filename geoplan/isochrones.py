@@ -129,72 +129,118 @@ def care_circles(
         )
     snap = snap_to_network(network, sites, max_access_m=max_access_m)
     placed = snap[snap["edge_id"] >= 0]
-    homes = None
-    if demand is not None:
-        if reach is None:
-            reach = travel_times(network, demand, sites, cutoff_s=thresholds[0] * 60, max_access_m=max_access_m)
-        homes = _Homes.build(network, demand, reach, placed.index, thresholds)
-    lines = network.edges.geometry.to_numpy()
-    streets = shapely.STRtree(lines)
+    if demand is not None and reach is None:
+        reach = travel_times(network, demand, sites, cutoff_s=thresholds[0] * 60, max_access_m=max_access_m)
+    maker = CircleMaker(network, demand, street_buffer_m=street_buffer_m, home_buffer_m=home_buffer_m, max_hole_m2=max_hole_m2)
+    return maker.circles(placed, reach, thresholds)
 
-    def circle(site_id, place: pd.Series, times: np.ndarray, threshold: float) -> shapely.Geometry:
-        whole, pieces = _reached(network, place, times, threshold_s=threshold * 60)
-        if homes is not None:
-            covered = homes.covered(site_id, threshold)
-            body, holes = _filled(homes.cells_union(covered), max_hole_m2)
-        else:
-            body, holes = _filled(_widened(lines[whole], pieces, home_buffer_m), max_hole_m2)
-        # the cut: every street within reach of the body not reached whole in time, widened like the strip (the strip
-        # is drawn again on top, so a reached street wins where the two meet), and uncovered cells in filled blocks
-        near = streets.query(body, predicate="dwithin", distance=street_buffer_m)
-        unreached = shapely.line_merge(shapely.multilinestrings(lines[near[~whole[near]]]))
-        cut = shapely.buffer(unreached, street_buffer_m, quad_segs=4)
-        if homes is not None and len(holes):
-            cut = shapely.union_all([cut, *homes.uncovered_cells(holes, covered)])
-        drawn = lines[whole]
-        if homes is None and home_buffer_m >= street_buffer_m:  # the body holds the strip: redraw it only where cut
-            shapely.prepare(cut)
-            drawn = drawn[shapely.dwithin(drawn, cut, street_buffer_m)]
-        parts = [shapely.difference(body, cut), _widened(drawn, pieces, street_buffer_m)]
-        if homes is not None:  # keep the rule exact: covered centres in, uncovered ones out
-            parts.extend(homes.kept(covered, cut))
-        area = shapely.union_all(parts)
-        if homes is not None:
-            area = homes.without_uncovered(area, covered)
-        # on a 1 cm grid, slivers thinner than that are gone: the polygon stays valid once reprojected to WGS84
-        area = shapely.set_precision(area, GRID_M)
-        return shapely.Polygon() if area.is_empty else area
 
-    def circles_of(site_id, place: pd.Series) -> list[dict]:
-        times = node_times_from(network, place, cutoff_s=thresholds[0] * 60)
-        rows = []
-        for threshold in thresholds:
-            polygon = circle(site_id, place, times, threshold)
-            rows.append({"site_id": site_id, "threshold_min": threshold, "area_km2": polygon.area / 1e6, "geometry": polygon})
-        return rows
+class CircleMaker:
+    """A network, and its demand, prepared for the care circles of many sites: :func:`care_circles` without its set-up.
 
-    network.routing  # build the shared routing matrix before the threads need it
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # GEOS and the kernel release the GIL
-        rows = [row for site_rows in pool.map(circles_of, placed.index, (row for _, row in placed.iterrows())) for row in site_rows]
-    if not rows:
-        return gpd.GeoDataFrame(columns=_COLUMNS, geometry="geometry", crs=network.crs)
-    return gpd.GeoDataFrame(rows, columns=_COLUMNS, geometry="geometry", crs=network.crs)
+    Holds the tree of the streets and, with demand, the cell squares and
+    population points in the network's CRS, their trees and the squares on the
+    1 cm grid, so that each call costs only the walks and the polygons.
+    ``care_circles(network, sites, demand=demand, reach=reach, thresholds_min=t,
+    max_access_m=m)`` is ``CircleMaker(network, demand).circles(placed, reach, t)``
+    with ``placed`` the rows of ``snap_to_network(network, sites,
+    max_access_m=m)`` that found a street (the same polygons, to the bit). The
+    network and demand must not change afterwards. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        network: WalkNetwork,
+        demand: gpd.GeoDataFrame | None = None,
+        *,
+        street_buffer_m: float = DEFAULT_STREET_BUFFER_M,
+        home_buffer_m: float = DEFAULT_HOME_BUFFER_M,
+        max_hole_m2: float = DEFAULT_MAX_HOLE_M2,
+    ):
+        if not street_buffer_m > 0:
+            raise InputError(f"street_buffer_m must be positive metres, got {street_buffer_m}.")
+        self.network = network
+        self.street_buffer_m = street_buffer_m
+        self.home_buffer_m = home_buffer_m
+        self.max_hole_m2 = max_hole_m2
+        self.homes = _HomeCells.build(network, demand) if demand is not None else None
+        self.lines = network.edges.geometry.to_numpy()
+        self.streets = shapely.STRtree(self.lines)
+
+    def circles(self, placed: pd.DataFrame, reach: ReachMatrix | None, thresholds_min: tuple[float, ...]) -> gpd.GeoDataFrame:
+        """Care-circle polygons of snapped sites, as :func:`care_circles` returns them.
+
+        ``placed`` holds rows of :func:`~geoplan.snapping.snap_to_network`
+        (each with a street) indexed by ``site_id``; ``reach`` their walking
+        times (``None`` only without demand); ``thresholds_min`` positive minutes.
+        """
+        network = self.network
+        street_buffer_m, home_buffer_m, max_hole_m2 = self.street_buffer_m, self.home_buffer_m, self.max_hole_m2
+        thresholds = sorted(thresholds_min, reverse=True)
+        homes = None
+        if self.homes is not None:
+            if reach is None:
+                raise InputError("Care circles from demand need the sites' walking times: circles(placed, region.reach(sites), thresholds).")
+            homes = self.homes.for_sites(reach, placed.index, thresholds)
+        lines, streets = self.lines, self.streets
+
+        def circle(site_id, place: pd.Series, times: np.ndarray, threshold: float) -> shapely.Geometry:
+            whole, pieces = _reached(network, place, times, threshold_s=threshold * 60)
+            if homes is not None:
+                covered = homes.covered(site_id, threshold)
+                body, holes = _filled(homes.cells_union(covered), max_hole_m2)
+            else:
+                body, holes = _filled(_widened(lines[whole], pieces, home_buffer_m), max_hole_m2)
+            # the cut: every street within reach of the body not reached whole in time, widened like the strip (the strip
+            # is drawn again on top, so a reached street wins where the two meet), and uncovered cells in filled blocks
+            near = streets.query(body, predicate="dwithin", distance=street_buffer_m)
+            unreached = shapely.line_merge(shapely.multilinestrings(lines[near[~whole[near]]]))
+            cut = shapely.buffer(unreached, street_buffer_m, quad_segs=4)
+            if homes is not None and len(holes):
+                cut = shapely.union_all([cut, *homes.uncovered_cells(holes, covered)])
+            drawn = lines[whole]
+            if homes is None and home_buffer_m >= street_buffer_m:  # the body holds the strip: redraw it only where cut
+                shapely.prepare(cut)
+                drawn = drawn[shapely.dwithin(drawn, cut, street_buffer_m)]
+            parts = [shapely.difference(body, cut), _widened(drawn, pieces, street_buffer_m)]
+            if homes is not None:  # keep the rule exact: covered centres in, uncovered ones out
+                parts.extend(homes.kept(covered, cut))
+            area = shapely.union_all(parts)
+            if homes is not None:
+                area = homes.without_uncovered(area, covered)
+            # on a 1 cm grid, slivers thinner than that are gone: the polygon stays valid once reprojected to WGS84
+            area = shapely.set_precision(area, GRID_M)
+            return shapely.Polygon() if area.is_empty else area
+
+        def circles_of(site_id, place: pd.Series) -> list[dict]:
+            times = node_times_from(network, place, cutoff_s=thresholds[0] * 60)
+            rows = []
+            for threshold in thresholds:
+                polygon = circle(site_id, place, times, threshold)
+                rows.append({"site_id": site_id, "threshold_min": threshold, "area_km2": polygon.area / 1e6, "geometry": polygon})
+            return rows
+
+        network.routing  # build the shared routing matrix before the threads need it
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # GEOS and the kernel release the GIL
+            rows = [row for site_rows in pool.map(circles_of, placed.index, (row for _, row in placed.iterrows())) for row in site_rows]
+        if not rows:
+            return gpd.GeoDataFrame(columns=_COLUMNS, geometry="geometry", crs=network.crs)
+        return gpd.GeoDataFrame(rows, columns=_COLUMNS, geometry="geometry", crs=network.crs)
 
 
 @dataclass(frozen=True)
-class _Homes:
-    """The demand cells and, per site and threshold, which of them are covered."""
+class _HomeCells:
+    """The demand cells in the network's CRS, prepared once: the squares as given and on the 1 cm grid, the centres, their trees."""
 
-    cells: np.ndarray  # cell squares, network CRS
+    given: np.ndarray  # cell squares, network CRS
+    gridded: np.ndarray  # the same squares with their corners on the GRID_M grid
     points: np.ndarray  # population points (cell centres)
-    tree: shapely.STRtree  # of the cells as given
+    tree: shapely.STRtree  # of the squares as given
     point_tree: shapely.STRtree  # of the points
-    within: dict  # threshold_min -> CSC 0/1 matrix, demand row x reach column
-    row_of: np.ndarray  # reach row -> demand position (-1: not in the demand)
-    column_of: pd.Series  # site_id -> reach column
+    index: pd.Index  # demand ids, in the order of the arrays
 
     @classmethod
-    def build(cls, network: WalkNetwork, demand: gpd.GeoDataFrame, reach: ReachMatrix, site_ids: pd.Index, thresholds) -> "_Homes":
+    def build(cls, network: WalkNetwork, demand: gpd.GeoDataFrame) -> "_HomeCells":
         if "cell" not in demand:
             raise InputError(
                 "Care circles from demand need each cell's square in a 'cell' column, as load_demand "
@@ -206,22 +252,38 @@ class _Homes:
             cells = cells.to_crs(network.crs)
         if points.crs != network.crs:
             points = points.to_crs(network.crs)
+        given = cells.to_numpy()
+        # neighbours' shared corners differ by rounding after reprojection: the squares a circle holds go on one grid
+        gridded = shapely.transform(given, lambda xy: np.round(xy / GRID_M) * GRID_M)
+        points = points.to_numpy()
+        return cls(given, gridded, points, shapely.STRtree(given), shapely.STRtree(points), pd.Index(demand.index))
+
+    def for_sites(self, reach: ReachMatrix, site_ids: pd.Index, thresholds) -> "_Homes":
+        """Which cells the sites cover, per threshold, and the squares with those a circle may hold on the grid."""
         column_of = pd.Series(reach.site_ids.get_indexer(site_ids), index=site_ids)
         if (column_of < 0).any():
             missing = sorted(map(str, column_of.index[column_of < 0]))[:10]
             raise InputError(f"The reach matrix has no walking times for sites {missing}; compute it for these sites (region.reach(sites)).")
-        row_of = pd.Index(demand.index).get_indexer(reach.demand_ids)
+        row_of = self.index.get_indexer(reach.demand_ids)
         within = {t: reach.within(t * 60).tocsc() for t in set(thresholds)}
-        cells = cells.to_numpy()
-        tree = shapely.STRtree(cells)
-        # neighbours' shared corners differ by rounding after reprojection: put those of every cell a circle
-        # may hold on one grid
         used = row_of[np.unique(within[max(thresholds)][:, column_of.to_numpy()].indices)]
         used = used[used >= 0]
-        cells = cells.copy()
-        cells[used] = shapely.transform(cells[used], lambda xy: np.round(xy / GRID_M) * GRID_M)
-        points = points.to_numpy()
-        return cls(cells, points, tree, shapely.STRtree(points), within, row_of, column_of)
+        cells = self.given.copy()
+        cells[used] = self.gridded[used]  # the grid only for the cells a circle may hold (others keep their corners)
+        return _Homes(cells, self.points, self.tree, self.point_tree, within, row_of, column_of)
+
+
+@dataclass(frozen=True)
+class _Homes:
+    """The demand cells and, per site and threshold, which of them are covered."""
+
+    cells: np.ndarray  # cell squares, network CRS (on the grid where a circle may hold them)
+    points: np.ndarray  # population points (cell centres)
+    tree: shapely.STRtree  # of the cells as given
+    point_tree: shapely.STRtree  # of the points
+    within: dict  # threshold_min -> CSC 0/1 matrix, demand row x reach column
+    row_of: np.ndarray  # reach row -> demand position (-1: not in the demand)
+    column_of: pd.Series  # site_id -> reach column
 
     def covered(self, site_id, threshold_min: float) -> np.ndarray:
         """Demand positions of the cells ``site_id`` covers within ``threshold_min``."""

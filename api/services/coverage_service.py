@@ -5,9 +5,12 @@ from __future__ import annotations
 import geopandas as gpd
 import pandas as pd
 
+from geoplan.errors import InputError
+
+from api.auth import Principal
 from api.errors import NotFound
 from api.services import scenarios as sc
-from api.services.coverage import CoverageIndex
+from api.services.coverage import DEFAULT_POINT_CIRCLE_CACHE_SIZE, CoverageIndex, PlaceMismatch, PointCircles
 from api.services.regions import RegionService, point_site
 from api.services.scenario_service import ScenarioService
 
@@ -15,22 +18,26 @@ from api.services.scenario_service import ScenarioService
 class CoverageService:
     """Coverage and care circles over the shared regions, for the region's own facilities or a scenario's."""
 
-    def __init__(self, regions: RegionService, scenarios: ScenarioService):
+    def __init__(self, regions: RegionService, scenarios: ScenarioService, *,
+                 point_circle_cache_size: int = DEFAULT_POINT_CIRCLE_CACHE_SIZE):
         self.regions = regions
         self.scenarios = scenarios
+        #: care circles of points by where they meet the streets (bounded, thread-safe)
+        self.point_circles = PointCircles(maxsize=point_circle_cache_size)
 
-    def index(self, key: str, scenario_id: str | None = None) -> CoverageIndex:
+    def index(self, key: str, scenario_id: str | None = None, *, who: Principal) -> CoverageIndex:
         """The coverage of the region's own facilities, or of a scenario's end state (its plan folded in)."""
         if scenario_id is None:
             return self.regions.coverage(key)
-        record = self.scenarios.get_in(key, scenario_id)
+        record = self.scenarios.get_in(key, scenario_id, who)
         return self.regions.scenario_coverage(key, record.spec_hash, lambda: self.scenarios.end_state_report(record, with_circles=False))
 
-    def circles_for_site(self, key: str, site_id: str, *, scenario_id: str | None, thresholds_min: tuple[float, ...]) -> dict:
+    def circles_for_site(self, key: str, site_id: str, *, scenario_id: str | None, thresholds_min: tuple[float, ...],
+                         who: Principal) -> dict:
         base = self.regions.get(key)
         region, fingerprint = base, "base"
         if scenario_id is not None:
-            record = self.scenarios.get_in(key, scenario_id)
+            record = self.scenarios.get_in(key, scenario_id, who)
             region, fingerprint = sc.check(base, record.spec), record.spec_hash
         pool = pd.concat([region.facilities, region.candidates.assign(status="candidate")])
         pool = pool[~pool.index.duplicated()]
@@ -41,6 +48,40 @@ class CoverageService:
         return self.regions.circles(region, site, thresholds_min=thresholds_min, cache_key=(key, fingerprint, site_id, thresholds_min))
 
     def circles_for_point(self, key: str, *, lon: float, lat: float, coord_system: str, thresholds_min: tuple[float, ...]) -> dict:
+        """Care circles of a point, computed once per place on the streets and thresholds (see PointCircles).
+
+        A point too far outside the region is answered as before (point_site says why). A new place is
+        computed from the prepared router and circle maker, as RegionService.circles computes it; the
+        place is confirmed against point_site and snap_to_network for the first answers of each loaded
+        region, then for one in 64. Refusals (no street near, thresholds out of range) come from
+        RegionService.circles itself.
+        """
         region = self.regions.get(key)
-        site = point_site(region, lon=lon, lat=lat, coord_system=coord_system)
-        return self.regions.circles(region, site, thresholds_min=thresholds_min)
+
+        def fresh() -> dict:
+            site = point_site(region, lon=lon, lat=lat, coord_system=coord_system)
+            return self.regions.circles(region, site, thresholds_min=thresholds_min)
+
+        place = self.point_circles.place(key, region, lon=lon, lat=lat, coord_system=coord_system)
+        if place is None:
+            return fresh()
+
+        def build() -> dict:
+            answer = None
+            if place.key[1] >= 0 and not self.point_circles.should_confirm(place):
+                answer = self.point_circles.compute(place, thresholds_min)
+            if answer is None:
+                try:
+                    site = point_site(region, lon=lon, lat=lat, coord_system=coord_system)
+                except InputError:  # placed, so point_site should take it: a mismatch, answered fresh (point_site says why)
+                    site = None
+                self.point_circles.confirm(place, site)
+                answer = self.point_circles.compute(place, thresholds_min)
+                if answer is None:  # no street within reach, thresholds out of range: refused as before
+                    answer = self.regions.circles(region, site, thresholds_min=thresholds_min)
+            return answer
+
+        try:
+            return self.point_circles.answer(place, thresholds_min, build)
+        except PlaceMismatch:  # never seen: the placing is point_site's and snap_to_network's own arithmetic
+            return fresh()

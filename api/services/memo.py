@@ -59,3 +59,7 @@ class Memo(Generic[V]):
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._values
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._values)
