@@ -48,6 +48,8 @@ bench: $(VENV)/.bench
 	$(PY) bench/optimize.py $(BENCH_ARGS)
 	$(PY) bench/targets.py $(BENCH_ARGS)
 	$(PY) bench/api.py $(BENCH_ARGS)
+	$(PY) bench/rural.py $(BENCH_ARGS)
+	$(PY) bench/batch.py $(BENCH_ARGS)
 
 # Headless Chromium and CJK fonts for the map tests (Debian packages; the tests skip without them).
 browser:

@@ -452,5 +452,120 @@ def _print_pass_plan(passing) -> None:
         console.print(f"... and {len(sites) - 30} more (see the workbook).")
 
 
+@app.command("batch", context_settings={"allow_extra_args": True})
+@_friendly_errors
+def batch_command(
+    ctx: typer.Context,
+    districts: Annotated[Optional[str], typer.Option(help="Districts made from --template's boundary file: 'all', or codes or keys, comma-separated (420115,jiangxia).")] = None,
+    template: Annotated[str, typer.Option(help="The region config each district is made from (a shipped name or a .toml file).")] = "wuchang",
+    region: Annotated[Optional[list[str]], typer.Option("--region", "-r", help="A region config run as it is (a shipped name or a .toml file); repeat for more.")] = None,
+    scenario: Annotated[Optional[list[str]], typer.Option(help='"existing" (the facilities, else a station at every candidate site) or "recommend p=N" (N new stations; model=pmedian, threshold=MIN); repeat for a grid. Default: existing.')] = None,
+    thresholds: Annotated[Optional[list[str]], typer.Option(help="Walks in minutes: --thresholds 10,15 (or --thresholds 10 --thresholds 15). Default: 5,10,15.")] = None,
+    preset: Annotated[str, typer.Option(help="Plan targets each result is reviewed against (shipped preset or .toml file); 'none': no review.")] = "shuimogou",
+    workers: Annotated[int, typer.Option(help="Local Dask worker processes (one thread each).")] = 1,
+    scheduler: Annotated[Optional[str], typer.Option(help="A running Dask scheduler (tcp://host:8786) instead of local workers; its workers need geoplan, the data and --out at the same paths.")] = None,
+    out: Annotated[Path, typer.Option(help="The batch folder: layers, summary.csv/.xlsx, review.xlsx; run it again to resume.")] = Path("out/batch"),
+    min_network_share: Annotated[float, typer.Option(help="Skip a region whose street network covers less than this % of its area.")] = 1.0,
+    time_limit: Annotated[float, typer.Option(help="Solver time limit per recommended plan, in seconds.")] = 60.0,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Coverage (and reviews) of many regions at once, on Dask: every district of a city under a grid of scenarios and thresholds."""
+    from rich.progress import BarColumn, MofNCompleteColumn
+
+    from geoplan.batch import ScenarioSpec, check_batch_folder, configured_region, district_regions, run_batch
+    from geoplan.targets import load_targets
+
+    if ctx.args:
+        numbers = all(a.replace(".", "", 1).isdigit() for a in ctx.args)
+        raise InputError(
+            f"Unexpected {'numbers' if numbers else 'arguments'} {' '.join(ctx.args)}: "
+            + ("give the thresholds as --thresholds 10,15 (or --thresholds 10 --thresholds 15)." if numbers else "see geoplan batch --help.")
+        )
+    if districts is None and not region:
+        raise InputError("Say which regions to run: --districts all (every district of --template's boundary file), or --region NAME (repeatable).")
+    if not 0 <= min_network_share < 100:
+        raise InputError(f"--min-network-share is a percentage of a region's area, 0 to 100; got {min_network_share:g}.")
+    values = [v.strip() for item in (thresholds or ["5,10,15"]) for v in item.replace(" ", ",").split(",") if v.strip()]
+    try:
+        minutes = [float(v) for v in values]
+    except ValueError:
+        raise InputError(f"--thresholds takes minutes, e.g. --thresholds 10,15; got {', '.join(values)}.") from None
+    grid = [ScenarioSpec.parse(s) for s in scenario or ["existing"]]  # the options first, so a bad value is told before any work
+    if preset.lower() != "none":
+        load_targets(Path(preset) if preset.endswith(".toml") else preset)
+    check_batch_folder(out)
+    regions_dir = out.resolve() / "regions"
+    chosen = []
+    if districts is not None:
+        codes = None if districts.strip().lower() == "all" else [c for c in districts.split(",") if c.strip()]
+        chosen += district_regions(Path(template) if template.endswith(".toml") else template, codes, directory=regions_dir,
+                                   cache_dir=cache_dir)
+    chosen += [configured_region(Path(r) if r.endswith(".toml") else r, directory=regions_dir, cache_dir=cache_dir) for r in region or []]
+
+    started = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=False) as progress:
+        bar = progress.add_task(f"Batch: {len(chosen)} regions x {len(grid)} scenarios", total=len(chosen) * len(grid))
+
+        def advance(outcome, done, total):
+            progress.update(bar, completed=done, description=f"Batch: {outcome.region}/{outcome.scenario} {outcome.status}")
+
+        result = run_batch(
+            chosen, grid, out_dir=out, thresholds_min=minutes, preset=None if preset.lower() == "none" else preset,
+            workers=workers, scheduler=scheduler, cache_dir=cache_dir, min_network_share=min_network_share / 100,
+            time_limit_s=time_limit, progress=advance,
+        )
+    _print_batch(result)
+    counts = {s: len(result.by_status(s)) for s in ("ok", "resumed", "skipped", "failed")}
+    console.print(escape(f"Batch folder: {result.out_dir}/ (summary.csv, summary.xlsx{', review.xlsx' if 'review_xlsx' in result.files else ''}; "
+                         f"layers coverage/, gaps/, sites/, extent/; timings in {result.log_path.relative_to(result.out_dir)})"))
+    console.print(f"Done in {time.perf_counter() - started:.1f} s. Tasks (region x scenario): {counts['ok']} ran, {counts['resumed']} resumed "
+                  f"(done before), {counts['skipped']} skipped, {counts['failed']} failed; workers: {result.workers or result.scheduler}.", highlight=False)
+    if counts["failed"]:
+        raise typer.Exit(code=1)
+
+
+def _print_batch(result) -> None:
+    """One row per region and scenario at the largest threshold, then why any region was skipped or failed."""
+    summary = result.summary
+    thresholds = [t for t in summary["threshold_min"].dropna().unique()]
+    top = max(thresholds) if thresholds else None
+    table = Table(title=f"Older people within {top:g} min of care, in the analysed part and in the whole district "
+                        "(people outside the street network counted as not covered)" if top else "Batch")
+    for column in ("region", "scenario", "status", "sites", "area", f"60+ ≤{top:g}" if top else "60+", "60+ all", f"80+ ≤{top:g}" if top else "80+",
+                   "60+ left out", "review"):
+        table.add_column(column, justify="left" if column in ("region", "scenario", "status", "sites", "review") else "right", no_wrap=True)
+    shown = summary[(summary["threshold_min"] == top) | summary["threshold_min"].isna()] if top else summary
+    pct = lambda v: "–" if v is None or v != v else f"{v:.1f} %"
+    people = lambda v: "–" if v is None or v != v else f"{v:,.0f}"
+    style = {"ok": "green", "skipped": "yellow", "failed": "red"}
+    source = {"candidates": "cand.", "facilities": "fac.", "scenario": "plan"}
+    for row in shown.to_dict("records"):
+        status = row["status"]
+        review = row["review"] if isinstance(row["review"], str) else "–"
+        sites = f"{row['sites']:,} {source.get(row['site_source'], '')}".strip() if row["sites"] is not None and row["sites"] == row["sites"] else "–"
+        table.add_row(
+            escape(f"{row['name_zh']} {row['region']}"), escape(str(row["scenario"])), f"[{style.get(status, 'white')}]{status}[/]",
+            escape(sites), pct(row["analysed_pct"]), pct(row.get("covered_60_pct")), pct(row.get("covered_60_pct_of_district")),
+            pct(row.get("covered_80_pct")), people(row["pop_60_outside_network"]),
+            escape("not reviewed" if review.startswith("not reviewed") else review),
+        )
+    console.print(table)
+    console.print("sites: cand. = a station at every candidate site (no facility list), plan = after the recommended plan; area = the share "
+                  "the street network covers. Why a region was not reviewed: review.xlsx.", highlight=False, soft_wrap=True)
+    for row in shown.to_dict("records"):
+        if row["status"] in ("skipped", "failed"):
+            console.print(escape(f"{row['status']}: {row['region']}/{row['scenario']}: {row['reason']}"), highlight=False, soft_wrap=True)
+    for outcome in result.outcomes:
+        for message in outcome.warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(f'{outcome.region}/{outcome.scenario}: {message}')}", highlight=False, soft_wrap=True)
+
+
+# `geoplan rural`: outer and rural districts (geoplan.rural)
+from geoplan.rural.cli import register as _register_rural  # noqa: E402
+
+_register_rural(app)
+
+
 if __name__ == "__main__":  # python -m geoplan.cli
     app()

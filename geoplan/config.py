@@ -33,11 +33,17 @@ class RegionInfo:
 
 @dataclass(frozen=True)
 class LayerSource:
-    """A vector layer and which of its features belong to the region."""
+    """A vector layer and which of its features belong to the region.
+
+    ``clip_to_network`` (boundary only): the region is the part of the
+    boundary inside the street network's extent (:mod:`geoplan.extent`), with
+    the census totals shared as the raster shares them.
+    """
 
     path: Path
     where: dict[str, Any] = field(default_factory=dict)
     layer: str | None = None
+    clip_to_network: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,33 @@ class DemandPointsSource:
 
 
 @dataclass(frozen=True)
+class RuralSource:
+    """Rural units and the canteen network's rules (see :mod:`geoplan.rural`); every key is optional.
+
+    ``towns_path``: town (乡镇) polygons (``town_code_column``,
+    ``town_name_column``); ``villages_path``: village (村) points or polygons,
+    or a CSV/Excel table with lon/lat (``villages_coord_system``; columns as
+    :func:`geoplan.rural.units.villages_from_file` reads them). Without them geoplan derives stand-ins,
+    labelled as derived: villages from ``village_grid_m`` squares of rural
+    cells, towns as ``n_towns`` approximate zones. ``rural_share`` replaces
+    the census share of rural residents (乡村人口) that classes cells as
+    rural; ``village_radius_m`` is how far a village point gathers its rural
+    cells; ``preset`` the rural targets file.
+    """
+
+    towns_path: Path | None = None
+    town_code_column: str | None = None
+    town_name_column: str | None = None
+    villages_path: Path | None = None
+    villages_coord_system: str = "wgs84"
+    village_grid_m: float = 2000.0
+    village_radius_m: float = 1500.0
+    rural_share: float | None = None
+    n_towns: int | None = None
+    preset: str = "rural_canteens"
+
+
+@dataclass(frozen=True)
 class AnalysisSettings:
     thresholds_min: tuple[int, ...] = (5, 10, 15)
     max_access_m: float = 500.0
@@ -156,6 +189,11 @@ class RegionConfig:
     units: UnitsSource | None = None
     registers: RegisterSource | None = None
     demand_points: DemandPointsSource | None = None
+    rural: RuralSource | None = None
+    #: ``[modes.<name>]`` tables: a travel mode's rules replaced or added (:func:`geoplan.modes.get_mode`).
+    modes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``[modes] default``: the travel mode the region's own network is built for (``walk`` unless given).
+    default_mode: str = "walk"
 
     @property
     def key(self) -> str:
@@ -175,9 +213,10 @@ _SECTIONS = {
     "units": UnitsSource,
     "registers": RegisterSource,
     "demand_points": DemandPointsSource,
+    "rural": RuralSource,
 }
 _REQUIRED_SECTIONS = ("region", "boundary", "network", "population")
-_PATH_KEYS = {"path", "streets_path", "table_path", "osm_path", "street_list_path"}
+_PATH_KEYS = {"path", "streets_path", "table_path", "osm_path", "street_list_path", "towns_path", "villages_path"}
 
 
 def available_regions(directory: Path = REGIONS_DIR) -> list[str]:
@@ -208,12 +247,22 @@ def load_config(name_or_path: str | Path = DEFAULT_REGION) -> RegionConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    _check_keys(raw, set(_SECTIONS), path, "the top level")
+    _check_keys(raw, set(_SECTIONS) | {"modes"}, path, "the top level")
     missing = [s for s in _REQUIRED_SECTIONS if s not in raw and not (s == "population" and "demand_points" in raw)]
     if missing:
         raise ConfigError(f"{path} lacks the section(s) {', '.join(f'[{s}]' for s in missing)}; see data/regions/wuchang.toml.")
     sections = {name: _section(cls, raw[name], path, name) for name, cls in _SECTIONS.items() if name in raw}
-    return RegionConfig(source=path.resolve(), **sections)
+    if "modes" in raw:
+        sections["modes"], sections["default_mode"] = _modes(raw["modes"], path)
+    config = RegionConfig(source=path.resolve(), **sections)
+    if config.default_mode != "walk":
+        from geoplan.modes import get_mode
+
+        try:
+            get_mode(config.default_mode, config)
+        except InputError as exc:
+            raise ConfigError(f"[modes] default in {path}: {exc}") from exc
+    return config
 
 
 def check_files(config: RegionConfig, *, skip: tuple[str, ...] = ()) -> None:
@@ -241,12 +290,18 @@ def check_files(config: RegionConfig, *, skip: tuple[str, ...] = ()) -> None:
     for section in ("registers", "demand_points"):
         if getattr(config, section) is not None:
             wanted[section] = getattr(config, section).path
+
     missing = [f"[{section}] path -> {path}" for section, path in wanted.items() if section not in skip and not path.exists()]
     if config.units is not None and "units" not in skip:
         for key in ("streets_path", "table_path", "osm_path", "street_list_path"):
             path = getattr(config.units, key)
             if path is not None and not path.exists():
                 missing.append(f"[units] {key} -> {path}")
+    if config.rural is not None and "rural" not in skip:
+        for key in ("towns_path", "villages_path"):
+            path = getattr(config.rural, key)
+            if path is not None and not path.exists():
+                missing.append(f"[rural] {key} -> {path}")
     if missing:
         raise ConfigError(
             f"{config.source} names files that do not exist: {'; '.join(missing)}. Relative paths in a region config "
@@ -294,6 +349,11 @@ def _section(cls, values: Any, path: Path, name: str):
         _check_units(converted, path)
     if name in ("registers", "demand_points"):
         _check_points_or_register(name, converted, path)
+    if name == "rural":
+        _check_rural(converted, path)
+    if name == "boundary" and not isinstance(converted.get("clip_to_network", False), bool):
+        raise ConfigError(f"[boundary] clip_to_network in {path} must be true or false, got {converted['clip_to_network']!r}.")
+
     if name in ("facilities",) and converted.get("path") is None:
         return None
     return cls(**converted)
@@ -336,6 +396,57 @@ def _check_points_or_register(name: str, values: dict, path: Path) -> None:
         cell = values.get("cell_m", 50.0)
         if isinstance(cell, bool) or not isinstance(cell, (int, float)) or not cell > 0:
             raise ConfigError(f"[demand_points] cell_m in {path} must be a positive number of metres, got {cell!r}.")
+
+
+def _check_rural(values: dict, path: Path) -> None:
+    """[rural]: positive sizes, a share between 0 and 1, a known coordinate system."""
+    for key in ("village_grid_m", "village_radius_m"):
+        value = values.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            raise ConfigError(f"[rural] {key} in {path} must be a positive number of metres, got {value!r}.")
+    share = values.get("rural_share")
+    if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1):
+        raise ConfigError(f"[rural] rural_share in {path} must be a fraction from 0 to 1 (e.g. 0.468), got {share!r}.")
+    towns = values.get("n_towns")
+    if towns is not None and (isinstance(towns, bool) or not isinstance(towns, int) or towns < 1):
+        raise ConfigError(f"[rural] n_towns in {path} must be a whole number >= 1, got {towns!r}.")
+    if "villages_coord_system" in values:
+        values["villages_coord_system"] = normalize_coord_system(values["villages_coord_system"])
+    for key in ("town_code_column", "town_name_column", "preset"):
+        if key in values and not (isinstance(values[key], str) and values[key].strip()):
+            raise ConfigError(f"[rural] {key} in {path} must be non-empty text, got {values[key]!r}.")
+
+
+def _modes(values: Any, path: Path) -> tuple[dict[str, dict[str, Any]], str]:
+    """``[modes]``: ``default`` (the region's own mode) and ``[modes.<name>]`` tables of the keys a mode may change (:data:`geoplan.modes.MODE_KEYS`)."""
+    from geoplan.modes import MODE_KEYS
+
+    if not isinstance(values, dict):
+        raise ConfigError(f"[modes] in {path} must hold one table per travel mode, e.g. [modes.ebike] speeds_kmh = {{ primary = 18 }}.")
+    values = dict(values)
+    default = values.pop("default", "walk")
+    if not isinstance(default, str) or not default:
+        raise ConfigError(f"[modes] default in {path} must name a travel mode (walk, ebike, car), got {default!r}.")
+    modes = {}
+    for name, table in values.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"[modes.{name}] in {path} must be a table of keys ({', '.join(MODE_KEYS)}), got {table!r}.")
+        _check_keys(table, set(MODE_KEYS), path, f"[modes.{name}]")
+        table = dict(table)
+        speeds = table.get("speeds_kmh", {})
+        if not isinstance(speeds, dict) or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in speeds.values()):
+            raise ConfigError(f"[modes.{name}] speeds_kmh in {path} must map OSM highway classes to positive km/h, e.g. {{ primary = 40 }}; got {speeds!r}.")
+        for key in ("other_kmh", "access_kmh", "fallback_kmh", "buffer_m"):
+            value = table.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (key != "buffer_m" and value == 0)):
+                raise ConfigError(f"[modes.{name}] {key} in {path} must be a positive number, got {value!r}.")
+        if "excluded_highways" in table:
+            excluded = table["excluded_highways"]
+            if not isinstance(excluded, list) or not all(isinstance(h, str) for h in excluded):
+                raise ConfigError(f"[modes.{name}] excluded_highways in {path} must be a list of OSM highway classes, got {excluded!r}.")
+            table["excluded_highways"] = tuple(excluded)
+        modes[str(name)] = table
+    return modes, default
 
 
 def _path(value: Any, config_path: Path, section: str) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bz2
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -63,6 +64,33 @@ _CACHE_VERSION = "network-v2"  # v2: loops are kept
 WALK_TAGS: tuple[str, ...] = ("highway", "foot", "access", "area")
 
 
+@dataclass(frozen=True)
+class EdgeSpeeds:
+    """Travel speed per OSM ``highway`` class, for networks of modes other than walking (:mod:`geoplan.modes`).
+
+    ``by_highway`` maps a class to metres per second; ``other_mps`` is the
+    speed on any class not listed. With these, an edge's ``travel_time_s`` is
+    its length over the speed of its class instead of over one walking speed.
+    """
+
+    by_highway: Mapping[str, float]
+    other_mps: float
+
+    def __post_init__(self):
+        bad = {k: v for k, v in {**self.by_highway, "(other classes)": self.other_mps}.items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0}
+        if bad:
+            raise InputError(f"Edge speeds must be positive numbers of metres per second; got {bad}.")
+
+    def speeds_mps(self, highway) -> np.ndarray:
+        """The speed of each edge, from its ``highway`` class (an array or Series of text)."""
+        classes = pd.Series(np.asarray(highway, dtype=object)).astype(str)
+        return classes.map(dict(self.by_highway)).fillna(self.other_mps).to_numpy(dtype=float)
+
+    def cache_key(self) -> tuple:
+        return tuple(sorted((str(k), float(v)) for k, v in self.by_highway.items())), float(self.other_mps)
+
+
 def require_projected(crs, what: str) -> pyproj.CRS:
     """``crs`` as a :class:`pyproj.CRS` if it is projected in metres; else raise :class:`CRSMismatchError`.
 
@@ -104,12 +132,18 @@ class WalkNetwork:
         ``travel_time_s`` and a LineString running from ``u`` to ``v``. A loop
         (a street back to where it starts) has ``u == v`` and a closed line.
     walk_speed_mps
-        The speed that turned lengths into ``travel_time_s``.
+        The speed that turned lengths into ``travel_time_s``; on the network of
+        another travel mode (:mod:`geoplan.modes`), whose edge times follow the
+        road class, the speed of the access leg from a point to its road.
+    mode
+        The travel mode whose rules made the network (``"walk"`` unless
+        :mod:`geoplan.modes` built it).
     """
 
     nodes: gpd.GeoDataFrame
     edges: gpd.GeoDataFrame
     walk_speed_mps: float
+    mode: str = "walk"
 
     @property
     def crs(self):
@@ -167,6 +201,7 @@ def load_network(
     walk_speed_mps: float = DEFAULT_WALK_SPEED_MPS,
     excluded_highways: tuple[str, ...] = DEFAULT_EXCLUDED_HIGHWAYS,
     cache_dir: str | Path | None = None,
+    edge_speeds: EdgeSpeeds | None = None,
 ) -> WalkNetwork:
     """Load a walkable network from a centreline layer, an OSM XML extract or GraphML.
 
@@ -191,6 +226,9 @@ def load_network(
     cache_dir
         Where to keep the prepared network; a second call with the same inputs
         reads it from there instead of rebuilding it. ``None`` turns caching off.
+    edge_speeds
+        Speeds per road class (:class:`EdgeSpeeds`, from :mod:`geoplan.modes`)
+        for the edge times; ``None`` (walking): every edge at ``walk_speed_mps``.
     """
     if walk_speed_mps <= 0:
         raise InputError(f"walk_speed_mps must be positive, got {walk_speed_mps}.")
@@ -202,7 +240,7 @@ def load_network(
 
     cache_path = None
     if cache_dir is not None:
-        key = _cache_key(path, boundary, buffer_m, crs, walk_speed_mps, excluded_highways)
+        key = _cache_key(path, boundary, buffer_m, crs, walk_speed_mps, excluded_highways, edge_speeds)
         cache_path = Path(cache_dir) / f"{path.stem}-{key}"
         if (cache_path / "edges.parquet").exists():
             log.info("network: read from cache %s", cache_path)
@@ -216,6 +254,7 @@ def load_network(
         crs=crs,
         walk_speed_mps=walk_speed_mps,
         excluded_highways=excluded_highways,
+        edge_speeds=edge_speeds,
     )
     if cache_path is not None:
         _write_cache(network, cache_path)
@@ -252,6 +291,7 @@ def build_walk_network(
     walk_speed_mps: float = DEFAULT_WALK_SPEED_MPS,
     excluded_highways: tuple[str, ...] = DEFAULT_EXCLUDED_HIGHWAYS,
     node_tolerance_m: float = 0.5,
+    edge_speeds: EdgeSpeeds | None = None,
 ) -> WalkNetwork:
     """Turn street edges into a :class:`WalkNetwork` (see :func:`load_network`).
 
@@ -292,13 +332,14 @@ def build_walk_network(
     # a "loop" no longer than the tolerance is a scrap whose two ends were joined, not a street
     keep = (edges["u"].to_numpy() != edges["v"].to_numpy()) | (length > node_tolerance_m)
     highway = edges["highway"].astype(str) if "highway" in edges else "unknown"
+    speed = walk_speed_mps if edge_speeds is None else edge_speeds.speeds_mps(np.broadcast_to(np.asarray(highway, dtype=object), length.shape))
     edges = gpd.GeoDataFrame(
         {
             "u": edges["u"].to_numpy(),
             "v": edges["v"].to_numpy(),
             "highway": np.asarray(highway, dtype=object) if not isinstance(highway, str) else highway,
             "length_m": length,
-            "travel_time_s": length / walk_speed_mps,
+            "travel_time_s": length / speed,
         },
         geometry=edges.geometry.to_numpy(),
         crs=crs,
@@ -582,13 +623,15 @@ def _foot_allowed_tags(tags: dict) -> bool:
     return not (first("access") in ("no", "private") and foot not in ("yes", "designated", "permissive"))
 
 
-def _cache_key(path: Path, boundary, buffer_m, crs, walk_speed_mps, excluded) -> str:
+def _cache_key(path: Path, boundary, buffer_m, crs, walk_speed_mps, excluded, edge_speeds: EdgeSpeeds | None = None) -> str:
     digest = hashlib.sha256()
     digest.update(_CACHE_VERSION.encode())
     digest.update(_files.content_hash(path).encode())
     if boundary is not None:
         digest.update(shapely.to_wkb(shapely.union_all(boundary.to_crs(4326).geometry.to_numpy())))
     digest.update(repr((float(buffer_m), str(crs), float(walk_speed_mps), tuple(excluded))).encode())
+    if edge_speeds is not None:  # walking networks keep the key they always had
+        digest.update(repr(edge_speeds.cache_key()).encode())
     return digest.hexdigest()[:16]
 
 

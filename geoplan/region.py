@@ -20,9 +20,10 @@ from geoplan.errors import ConfigError, CRSMismatchError, EmptyDataError, InputE
 from geoplan.network import DEFAULT_EXCLUDED_HIGHWAYS, WalkNetwork, load_network
 from geoplan.reach import ReachMatrix, Router
 from geoplan.sites import candidates_from_communities, candidates_from_network, empty_sites, load_facilities
-from geoplan.snapping import snap_to_network
+from geoplan.snapping import SNAP_COLUMNS, snap_to_network
 
 if TYPE_CHECKING:
+    from geoplan.modes import TravelMode
     from geoplan.units import PlanningUnits
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ class Region:
         and its community ``unit_id`` (-1: in none).
     candidates, facilities
         Candidate and existing sites indexed by ``site_id``.
+    cache_dir
+        Where prepared networks are cached (the networks of other travel
+        modes, :mod:`geoplan.modes`, are loaded there on first use).
     """
 
     config: RegionConfig
@@ -57,6 +61,7 @@ class Region:
     candidates: gpd.GeoDataFrame
     facilities: gpd.GeoDataFrame
     census_factors: dict[str, float]
+    cache_dir: Path | None = None
 
     @property
     def crs(self):
@@ -92,10 +97,78 @@ class Region:
         """The network and demand prepared for reach queries (built on first use)."""
         return Router(self.network, self.demand, max_access_m=self.config.analysis.max_access_m)
 
-    def reach(self, sites: gpd.GeoDataFrame, *, cutoff_min: float | None = None) -> ReachMatrix:
-        """Walking times from ``sites`` to every demand point, up to the largest threshold."""
+    def reach(
+        self, sites: gpd.GeoDataFrame, *, cutoff_min: float | None = None, mode: "str | TravelMode | None" = None,
+        fallback: str | None = None,
+    ) -> ReachMatrix:
+        """Walking times from ``sites`` to every demand point, up to the largest threshold.
+
+        ``mode`` (``"ebike"``, ``"car"``, a :class:`geoplan.modes.TravelMode`)
+        times them by that mode instead, on its own network (a
+        :class:`geoplan.modes.ModeReachMatrix`, which names its mode);
+        ``fallback="detour"`` adds straight-line times for points no road
+        reaches, labelled (:func:`geoplan.modes.mode_reach`).
+        """
         cutoff_min = cutoff_min or max(self.thresholds_min)
-        return self.router.travel_times(sites, cutoff_s=cutoff_min * 60)
+        if mode in (None, self.network.mode) and fallback is None and self.network.mode == "walk":
+            return self.router.travel_times(sites, cutoff_s=cutoff_min * 60)
+        from geoplan.modes import mode_reach
+
+        return mode_reach(self, sites, cutoff_min=cutoff_min, mode=mode, fallback=fallback)
+
+    @property
+    def mode(self) -> str:
+        """The travel mode of the region's network (``walk`` unless built for another, :meth:`for_mode`)."""
+        return self.network.mode
+
+    @cached_property
+    def _mode_cache(self) -> dict:
+        return {}
+
+    def network_for(self, mode: "str | TravelMode") -> WalkNetwork:
+        """The region's network for ``mode`` (loaded, or read from the cache, on first use)."""
+        from geoplan.modes import get_mode, load_mode_network
+
+        travel = get_mode(mode, self.config)
+        if travel.on_region_network and self.network.mode == "walk":
+            return self.network
+        if travel.name == self.network.mode == self.config.default_mode and travel.key() == get_mode(travel.name, self.config).key():
+            return self.network  # the region was loaded for this mode ([modes] default)
+        key = ("network", travel.key())
+        if key not in self._mode_cache:
+            if travel.on_region_network:
+                network = _walk_network(self.config, self.boundary, self.crs, self.cache_dir)
+            else:
+                network = load_mode_network(self.config, self.boundary, travel, crs=self.crs, cache_dir=self.cache_dir)
+            self._mode_cache[key] = network
+        return self._mode_cache[key]
+
+    def router_for(self, mode: "str | TravelMode") -> Router:
+        """The demand prepared for reach queries on ``mode``'s network (built on first use)."""
+        from geoplan.modes import get_mode, mode_router
+
+        network = self.network_for(mode)
+        if network is self.network:
+            return self.router
+        key = ("router", get_mode(mode, self.config).key())
+        if key not in self._mode_cache:
+            self._mode_cache[key] = mode_router(network, self.demand[["geometry"]], max_access_m=self.config.analysis.max_access_m)
+        return self._mode_cache[key]
+
+    def for_mode(self, mode: "str | TravelMode") -> "Region":
+        """The same region on ``mode``'s network: its demand joined to that network, so every analysis runs in that mode."""
+        network = self.network_for(mode)
+        if network is self.network:
+            return self
+        from geoplan.modes import get_mode
+
+        demand = self.demand.drop(columns=[c for c in (*SNAP_COLUMNS, "component") if c in self.demand.columns])
+        region = dataclasses.replace(self, network=network, demand=_joined_to(network, demand, self.config.analysis.max_access_m))
+        region._mode_cache.update({k: v for k, v in self._mode_cache.items() if k[0] == "network"})
+        region._mode_cache[("network", get_mode(mode, self.config).key())] = network  # its own network: region.router serves it
+        if self.network.mode == "walk":
+            region._mode_cache[("network", get_mode("walk", self.config).key())] = self.network
+        return region
 
     def with_facilities(self, facilities: gpd.GeoDataFrame) -> "Region":
         """The same region with another list of existing facilities."""
@@ -125,21 +198,19 @@ def load_region(
     _check_geographic_plausible(boundary_raw, config.boundary.path)
     crs = boundary_raw.estimate_utm_crs()
     boundary = boundary_raw.to_crs(crs)
+    district = None
+    if config.boundary.clip_to_network:  # the part of the district the street file covers (geoplan.extent)
+        from geoplan.extent import clip_to_extent
+
+        district, boundary = boundary, clip_to_extent(boundary, config.network.path)
 
     analysis = config.analysis
-    speed = config.network.walk_speed_mps
-    buffer_m = config.network.buffer_m
-    if buffer_m is None:  # far enough that no walk within the largest threshold leaves the clipped network
-        buffer_m = max(analysis.thresholds_min) * 60 * speed + 100
-    network = load_network(
-        config.network.path,
-        boundary=boundary,
-        buffer_m=buffer_m,
-        crs=crs,
-        walk_speed_mps=speed,
-        excluded_highways=config.network.excluded_highways or DEFAULT_EXCLUDED_HIGHWAYS,
-        cache_dir=cache_dir,
-    )
+    if config.default_mode == "walk":
+        network = _walk_network(config, boundary, crs, cache_dir)
+    else:  # a region built for another travel mode ([modes] default; geoplan.modes)
+        from geoplan.modes import load_mode_network
+
+        network = load_mode_network(config, boundary, config.default_mode, crs=crs, cache_dir=cache_dir)
 
     if config.demand_points is not None:  # counted points (residential compounds) instead of the raster
         from geoplan.demand import CENSUS_COLUMNS
@@ -155,6 +226,11 @@ def load_region(
         bands = config.population.bands or None
         raw_demand = load_demand(config.population.path, boundary, crs=crs, **({"bands": bands} if bands else {}))
         totals = _census_totals(config, population_columns(raw_demand))
+        if district is not None and totals:  # the district's totals, shared as its raster shares them: the district's own factor
+            from geoplan.extent import raw_district_demand
+
+            whole = raw_district_demand(config)
+            totals = {g: v * float(raw_demand[g].sum()) / float(whole[g].sum()) if whole[g].sum() > 0 else 0.0 for g, v in totals.items()}
     demand = raw_demand
     factors: dict[str, float] = {}
     if totals:
@@ -164,18 +240,12 @@ def load_region(
         source = (
             f"The census totals ([census] totals of {config.source.name})" if census.totals
             else f"The census row {census.code!r} ([census] of {config.source.name})"
-        )
+        ) + (", shared by the raster with the part inside the street network's extent" if district is not None else "")
         limit = {"max_factor": census.max_factor} if census.max_factor is not None else {}
         demand = rescale_to_totals(raw_demand, totals, source=source, **limit)
         factors = {g: float(totals[g] / raw_demand[g].sum()) for g in totals}
 
-    snap = snap_to_network(network, demand, max_access_m=analysis.max_access_m)
-    demand = demand.join(snap)
-    on_street = demand["edge_id"].to_numpy() >= 0
-    component = np.full(len(demand), -1)
-    edge_u = network.edges["u"].to_numpy()[demand["edge_id"].to_numpy()[on_street]]
-    component[on_street] = network.nodes["component"].loc[edge_u].to_numpy()
-    demand["component"] = component
+    demand = _joined_to(network, demand, analysis.max_access_m)
 
     communities = None
     if config.communities is not None:
@@ -208,7 +278,36 @@ def load_region(
         candidates=candidates,
         facilities=existing,
         census_factors=factors,
+        cache_dir=cache_dir,
     )
+
+
+def _walk_network(config: RegionConfig, boundary: gpd.GeoDataFrame, crs, cache_dir) -> WalkNetwork:
+    """The region's walking network, as its config describes it."""
+    speed = config.network.walk_speed_mps
+    buffer_m = config.network.buffer_m
+    if buffer_m is None:  # far enough that no walk within the largest threshold leaves the clipped network
+        buffer_m = max(config.analysis.thresholds_min) * 60 * speed + 100
+    return load_network(
+        config.network.path,
+        boundary=boundary,
+        buffer_m=buffer_m,
+        crs=crs,
+        walk_speed_mps=speed,
+        excluded_highways=config.network.excluded_highways or DEFAULT_EXCLUDED_HIGHWAYS,
+        cache_dir=cache_dir,
+    )
+
+
+def _joined_to(network: WalkNetwork, demand: gpd.GeoDataFrame, max_access_m: float) -> gpd.GeoDataFrame:
+    """The demand with where each point joins ``network`` (the snap columns) and its ``component`` (-1: no street within reach)."""
+    demand = demand.join(snap_to_network(network, demand, max_access_m=max_access_m))
+    on_street = demand["edge_id"].to_numpy() >= 0
+    component = np.full(len(demand), -1)
+    edge_u = network.edges["u"].to_numpy()[demand["edge_id"].to_numpy()[on_street]]
+    component[on_street] = network.nodes["component"].loc[edge_u].to_numpy()
+    demand["component"] = component
+    return demand
 
 
 def _with_register(config: RegionConfig, demand: gpd.GeoDataFrame, communities: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:

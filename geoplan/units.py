@@ -54,9 +54,11 @@ their own: nobody is dropped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
+import threading
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -750,8 +752,7 @@ def _zone_labels(communities: gpd.GeoDataFrame, people: np.ndarray, *, n_zones: 
             return zone_score(attr[moved == donor]) + zone_score(attr[moved == recipient_region]) - before
 
     weights = libpysal.weights.W(neighbours, ids=list(range(n)), silence_warnings=True)
-    state = random.getstate()  # AZP seeds Python's global random module: leave it as it was
-    try:
+    with _own_random_for_azp(seed):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tree = Skater(
@@ -764,9 +765,30 @@ def _zone_labels(communities: gpd.GeoDataFrame, people: np.ndarray, *, n_zones: 
                 raise InputError(f"SKATER found {len(np.unique(start))} zones instead of {n_zones}; ask for fewer zones.")
             local = AZP(frame, weights, ["x_km", "y_km", "share"], n_clusters=n_zones, random_state=seed, initial_labels=start, objective_func=Balance())
             local.solve()
-    finally:
-        random.setstate(state)
     return np.asarray(local.labels_, dtype=int)
+
+
+_AZP_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _own_random_for_azp(seed: int):
+    """AZP seeds and draws from Python's global ``random``, which other threads (a Dask worker's, a web server's) draw
+    from too, changing the zones; while it runs, spopt's region modules get a generator of their own, seeded (one call
+    at a time), and the global one is left as it was."""
+    from spopt.region import azp, util
+
+    with _AZP_LOCK:
+        modules = (azp, util)
+        shared = [module.random for module in modules]
+        own = random.Random(seed)
+        for module in modules:
+            module.random = own
+        try:
+            yield
+        finally:
+            for module, generator in zip(modules, shared):
+                module.random = generator
 
 
 def _adjacency(communities: gpd.GeoDataFrame, *, tolerance_m: float) -> csr_matrix:

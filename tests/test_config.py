@@ -21,7 +21,7 @@ def wuchang_toml(tmp_path: Path, edit=lambda text: text, name: str = "mine.toml"
 
 
 def test_shipped_regions():
-    assert available_regions() == ["jiangan", "wuchang"]
+    assert available_regions() == ["huangpi_south", "jiangan", "wuchang"]
     config = load_config("wuchang")
     assert config.key == "wuchang" and config.region.name_zh == "武昌区"
     assert config.boundary.where == {"adcode": "420106"}
@@ -109,7 +109,7 @@ def test_not_toml(tmp_path):
 
 
 def test_unknown_region_name():
-    with pytest.raises(InputError, match=r"Unknown region 'wuchnag'\. Shipped regions: jiangan, wuchang; or pass the path of your own \.toml"):
+    with pytest.raises(InputError, match=r"Unknown region 'wuchnag'\. Shipped regions: huangpi_south, jiangan, wuchang; or pass the path of your own \.toml"):
         load_config("wuchnag")
 
 

@@ -104,7 +104,7 @@ def test_boundary_filter_that_matches_nothing(tmp_path):
 
 
 def test_unknown_region_name(tmp_path):
-    with pytest.raises(InputError, match=r"Unknown region 'wuhan'\. Shipped regions: jiangan, wuchang"):
+    with pytest.raises(InputError, match=r"Unknown region 'wuhan'\. Shipped regions: huangpi_south, jiangan, wuchang"):
         load_region("wuhan", cache_dir=tmp_path)
 
 
