@@ -46,6 +46,7 @@ bench: $(VENV)/.bench
 	$(PY) bench/isochrones.py
 	$(PY) bench/cli.py $(BENCH_ARGS)
 	$(PY) bench/optimize.py $(BENCH_ARGS)
+	$(PY) bench/optimize_city.py $(BENCH_ARGS)
 	$(PY) bench/targets.py $(BENCH_ARGS)
 	$(PY) bench/api.py $(BENCH_ARGS)
 	$(PY) bench/rural.py $(BENCH_ARGS)

@@ -37,6 +37,9 @@ Modules: :mod:`~geoplan.optimize.options` (what to plan and how),
 (reductions), :mod:`~geoplan.optimize.builder` (models in arrays),
 :mod:`~geoplan.optimize.formulations` (the models),
 :mod:`~geoplan.optimize.orchestration` (build, solve, refine, decode),
+:mod:`~geoplan.optimize.exact` (city size: plans, Lagrangian bounds and fixing
+before the solver, for the MCLP and target models),
+:mod:`~geoplan.optimize.lagrange` (the bounds and the fixing rules),
 :mod:`~geoplan.optimize.solve` (solvers and the check of their answers),
 :mod:`~geoplan.optimize.plan` (the result and its files),
 :mod:`~geoplan.optimize.phasing` (build order), :mod:`~geoplan.optimize.errors`;

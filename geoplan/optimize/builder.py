@@ -35,6 +35,9 @@ class Block:
     limit_s: float | None = None  # p-median: the longest walk a person is assigned
     covered_weight: float = 0.0  # weighted people already covered by the sites that stay open (a constant)
     sizes: dict = dataclasses.field(default_factory=dict)
+    cover: sparse.csr_matrix | None = None  # cover blocks: the model's demand rows x its x columns, 0/1
+    need: np.ndarray | None = None  # target: the target group's people per model row
+    target_rhs: float | None = None  # target: the people the model's rows must reach
 
 
 @dataclasses.dataclass(frozen=True)

@@ -215,6 +215,7 @@ def cover_block(build: ModelBuilder, problem: Problem, spec: KindSpec, *, model:
     return Block(
         kind=kind, family="cover", x_cols=x, x_sites=var_sites, x_new=is_new, fixed=fixed, closable=closable,
         row_of=row_of, objective_x=objective_x, second_c=(z, w), covered_weight=const_w, sizes=sizes,
+        cover=A, need=g[:, 0].copy() if model == "target" else None, target_rhs=target_rhs,
     )
 
 

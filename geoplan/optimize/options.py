@@ -40,6 +40,7 @@ _MODEL_ONLY = {
     "pmedian_cutoff_min": ("pmedian",),
     "minimize": ("target", "consolidate"),
     "keep_groups": ("consolidate",),
+    "lagrangian": ("mclp", "target"),
 }
 
 #: KindSpec fields that only some models use (compared with their defaults).
@@ -165,6 +166,13 @@ class ModelOptions:
         target, consolidate: ``"count"`` (default) or ``"cost"`` of sites.
     keep_groups
         consolidate: the groups that may not lose coverage (default 60+ and 80+).
+    lagrangian
+        mclp, target (one uncapacitated kind, no budget, fewest sites): bound
+        the optimum by Lagrangian relaxation (and, for the target, the LP),
+        find plans by greedy and swap search, leave out the candidates the
+        bound rules out and fix in those it forces, then solve only what is
+        left (:mod:`geoplan.optimize.exact`). Default: with ``reduce``.
+        ``False`` solves the whole model with the solver alone.
     """
 
     model: str = "mclp"
@@ -177,6 +185,7 @@ class ModelOptions:
     pmedian_cutoff_min: float | None = None
     minimize: str | None = None
     keep_groups: tuple[str, ...] | None = None
+    lagrangian: bool | None = None
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -187,6 +196,8 @@ class ModelOptions:
                     f"{name} is not used by the {self.model} model (it applies to {', '.join(models)}); "
                     f"leave it out or choose one of those models (got {name}={getattr(self, name)!r})."
                 )
+        if self.lagrangian is not None and not isinstance(self.lagrangian, bool):
+            raise InputError(f"lagrangian must be true or false, got {self.lagrangian!r}.")
         if self.minimize is not None and self.minimize not in ("count", "cost"):
             raise InputError(f"minimize must be 'count' or 'cost', got {self.minimize!r}.")
         if self.total_budget is not None and not (_is_number(self.total_budget) and self.total_budget >= 0):
@@ -201,6 +212,13 @@ class ModelOptions:
     @property
     def refines(self) -> bool:
         return self.model in _MODEL_ONLY["refine"] and self.refine is not False
+
+    @property
+    def uses_lagrangian(self) -> bool:
+        """Whether the Lagrangian bounds and fixing run before the solver (where the model allows them)."""
+        if self.model not in _MODEL_ONLY["lagrangian"]:
+            return False
+        return bool(self.reduce) if self.lagrangian is None else bool(self.lagrangian)
 
     @property
     def minimize_by(self) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 from scipy import sparse
 
 from geoplan.errors import InfeasibleError, InputError
+from geoplan.optimize import exact
 from geoplan.optimize import formulations as f
 from geoplan.optimize.builder import Block, ModelBuilder, Outcome
 from geoplan.optimize.options import ModelOptions, SolverOptions
@@ -123,16 +124,22 @@ def optimize(problem: Problem, options: ModelOptions = ModelOptions(), solver: S
     mip, blocks = build_model(problem, options)
     build_s = time.perf_counter() - t0
     log.info("optimize: %s model, %d variables, %d constraints, %d nonzeros", options.model, mip.n_cols, mip.n_rows, mip.A.nnz)
-    first = solve_model(mip, solver)
+    first, state = None, None
+    if exact.applies(problem, options, blocks):  # bounds, plans and fixing first; the solver gets what is left
+        first, state = exact.solve(problem, options, mip, blocks, dataclasses.replace(solver, time_limit_s=_left(solver, t0)))
+    if first is None:
+        first, state = solve_model(mip, solver), None
     stats = [first.stats]
     if first.values is None:
         raise InfeasibleError(_infeasible_message(problem, options))
     values = first.values
     if options.refines and first.stats.objective is not None:
         # the refining stage gets what is left of the time limit (at least a tenth of it)
-        limit = solver.time_limit_s
-        left = None if limit is None else max(limit - (time.perf_counter() - t0), 0.1 * limit)
-        values, second = _refine(mip, blocks, values, dataclasses.replace(solver, time_limit_s=left))
+        left_solver = dataclasses.replace(solver, time_limit_s=_left(solver, t0))
+        if state is not None:
+            values, second = exact.refine(mip, blocks, values, refine_model(mip, blocks, values), left_solver, state)
+        else:
+            values, second = _refine(mip, blocks, values, left_solver)
         if second is not None:
             stats.append(second)
     opened, kept, closed, assignment = decode(problem, options.model, blocks, values)
@@ -147,8 +154,22 @@ def optimize(problem: Problem, options: ModelOptions = ModelOptions(), solver: S
     )
 
 
+def _left(solver: SolverOptions, t0: float) -> float | None:
+    """What is left of the time limit since ``t0`` (at least a tenth of it)."""
+    limit = solver.time_limit_s
+    return None if limit is None else max(limit - (time.perf_counter() - t0), 0.1 * limit)
+
+
 def _refine(mip: MipModel, blocks: list[Block], values: np.ndarray, solver: SolverOptions) -> tuple[np.ndarray, SolverStats | None]:
     """Keep the optimal count/cost and maximise the weighted people reached (the already-covered ones included)."""
+    second = solve_model(refine_model(mip, blocks, values), solver, stage="refine")
+    if second.values is None:
+        return values, None
+    return second.values, second.stats
+
+
+def refine_model(mip: MipModel, blocks: list[Block], values: np.ndarray) -> MipModel:
+    """The refining model: stage 1's rows, its count/cost at most what ``values`` reach, the weighted people reached as objective."""
     cols = np.concatenate([b.x_cols for b in blocks if b.objective_x is not None])
     coef = np.concatenate([b.objective_x for b in blocks if b.objective_x is not None])
     best = float(coef @ values[cols])
@@ -159,14 +180,10 @@ def _refine(mip: MipModel, blocks: list[Block], values: np.ndarray, solver: Solv
         c[b.second_c[0]] = b.second_c[1]
     A = sparse.vstack([mip.A, sparse.csr_matrix((coef, (np.zeros(len(cols), int), cols)), shape=(1, mip.n_cols))]).tocsr()
     start = {int(j): float(round(values[j])) for j in np.flatnonzero(mip.integer)}
-    second_model = dataclasses.replace(
+    return dataclasses.replace(
         mip, name=mip.name + "_refine", sense="max", c=c, A=A, row_lo=np.r_[mip.row_lo, -np.inf],
         row_hi=np.r_[mip.row_hi, limit], constant=float(sum(b.covered_weight for b in blocks)), start=start,
     )
-    second = solve_model(second_model, solver, stage="refine")
-    if second.values is None:
-        return values, None
-    return second.values, second.stats
 
 
 def _infeasible_message(problem: Problem, options: ModelOptions) -> str:
