@@ -49,6 +49,7 @@ bench: $(VENV)/.bench
 	$(PY) bench/optimize_city.py $(BENCH_ARGS)
 	$(PY) bench/targets.py $(BENCH_ARGS)
 	$(PY) bench/api.py $(BENCH_ARGS)
+	$(PY) bench/workspace.py $(BENCH_ARGS)
 	$(PY) bench/rural.py $(BENCH_ARGS)
 	$(PY) bench/batch.py $(BENCH_ARGS)
 
