@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -85,6 +86,9 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
         # collector's generations, so that collections triggered by requests stay short.
         gc.collect()
         gc.freeze()
+        # a web worker answers quick requests beside the odd long computation (a new care circle, a cold
+        # scenario): hand the interpreter over more often, so the quick ones wait less behind it
+        sys.setswitchinterval(0.001)
         try:
             yield
         finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import geopandas as gpd
 import pandas as pd
 
@@ -24,6 +26,9 @@ class CoverageService:
         self.scenarios = scenarios
         #: care circles of points by where they meet the streets (bounded, thread-safe)
         self.point_circles = PointCircles(maxsize=point_circle_cache_size)
+        #: one new care circle built at a time per process: a burst of new points then shares the
+        #: interpreter with one computation, not dozens, so the quick answers (gaps, kept circles) stay quick
+        self._one_new_circle = threading.Lock()
 
     def index(self, key: str, scenario_id: str | None = None, *, who: Principal) -> CoverageIndex:
         """The coverage of the region's own facilities, or of a scenario's end state (its plan folded in)."""
@@ -67,6 +72,10 @@ class CoverageService:
             return fresh()
 
         def build() -> dict:
+            with self._one_new_circle:
+                return compute()
+
+        def compute() -> dict:
             answer = None
             if place.key[1] >= 0 and not self.point_circles.should_confirm(place):
                 answer = self.point_circles.compute(place, thresholds_min)
