@@ -171,8 +171,12 @@ class Region:
         return region
 
     def with_facilities(self, facilities: gpd.GeoDataFrame) -> "Region":
-        """The same region with another list of existing facilities."""
-        return dataclasses.replace(self, facilities=facilities.to_crs(self.crs))
+        """The same region with another list of existing facilities (its prepared router shared: facilities change neither
+        the network nor the demand)."""
+        region = dataclasses.replace(self, facilities=facilities.to_crs(self.crs))
+        if "router" in self.__dict__:
+            region.__dict__["router"] = self.__dict__["router"]
+        return region
 
 
 def load_region(

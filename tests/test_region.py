@@ -220,3 +220,9 @@ def test_a_missing_file_is_named_with_the_config_folder(tmp_path, monkeypatch):
     message = str(info.value)
     assert f"[population] path -> {tmp_path / 'popul' / 'wuhan_worldpop2020_agegroups_100m.tif'}" in message
     assert f"the config file's folder, {tmp_path / 'regions'}" in message and str(tmp_path / "here") not in message
+
+
+def test_another_facility_list_shares_the_prepared_router(wuchang):
+    router = wuchang.router
+    other = wuchang.with_facilities(wuchang.candidates.head(3))
+    assert other.router is router and len(other.facilities) == 3
