@@ -12,10 +12,16 @@ from api.auth import AUTHORIZED, PrincipalDep, role
 from api.deps import StoreDep
 from api.errors import Conflict, NotFound
 from api.schemas.common import ERROR_RESPONSES
-from api.schemas.keys import AuditList, KeyCreate, KeyCreated, KeyList
+from api.schemas.keys import AuditList, KeyCreate, KeyCreated, KeyList, Me
 
 router = APIRouter(tags=["keys"], responses=ERROR_RESPONSES, dependencies=AUTHORIZED)
 ADMIN = role("admin")
+
+
+@router.get("/me", response_model=Me, summary="The key this request is sent with: its role and team (any role)",
+            openapi_extra=role("viewer"))
+async def me(who: PrincipalDep) -> dict:
+    return {"key_id": who.key_id, "role": who.role, "team": who.team, "name": who.name}
 
 
 @router.get("/keys", response_model=KeyList, summary="Every API key (without secrets)", openapi_extra=ADMIN)

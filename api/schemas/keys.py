@@ -30,6 +30,13 @@ class KeyCreated(KeyOut):
     key: str = Field(description="The secret, shown this once: send it as 'Authorization: Bearer KEY'. Only its hash is stored.")
 
 
+class Me(BaseModel):
+    key_id: str | None = Field(description="None when the service runs with GEOPLAN_AUTH=off.")
+    role: Role
+    team: str | None = Field(description="None: every team (GEOPLAN_AUTH=off).")
+    name: str
+
+
 class KeyList(BaseModel):
     keys: list[KeyOut]
 

@@ -194,3 +194,10 @@ def test_auth_off_is_for_local_development(api_settings, wuchang, tmp_path):
         assert dev.post("/scenarios", json=NEW_SCENARIO).status_code == 201
         assert dev.get("/keys").status_code == 200
         assert "off" in dev.get("/health").json()["auth"]
+
+
+@pytest.mark.parametrize("who", ["viewer", "planner", "admin", "other_viewer"])
+def test_a_key_learns_its_own_role_and_team(as_role, who):
+    me = as_role(who, "GET", "/me").json()
+    assert me["role"] == who.removeprefix("other_") and me["team"] == ("team-b" if who.startswith("other") else "team-a")
+    assert_error(as_role(None, "GET", "/me"), 401)

@@ -2,8 +2,8 @@
 
 Every figure the page shows after an edit must be the service's own for the
 same edit (read back through the API); nothing may be requested from anywhere
-but the service, and the console must stay clean (but for the role probe's
-403: the service has no endpoint that says a key's role).
+but the service, and the console must stay clean (the page learns the key's
+role from GET /me).
 """
 
 from __future__ import annotations

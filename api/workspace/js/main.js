@@ -70,15 +70,10 @@ async function signIn(key, { remember = false, stored = false } = {}) {
   await openRegions();
 }
 
-/** The key's role. GET /keys answers admins only; a 403 names the key's role ("A viewer key may not ..."). */
+/** The key's role, as the service says (GET /me). */
 async function findRole() {
-  try {
-    await api.get('/keys');
-    return 'admin';
-  } catch (error) {
-    if (error.status !== 403) throw error;
-    return /\b(viewer|planner|admin) key\b/.exec(error.detail)?.[1] || 'planner';
-  }
+  const me = await api.get('/me');
+  return me.role;
 }
 
 function signOut() {
