@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import AUTHORIZED, PrincipalDep, role
+from api.auth import AUTHORIZED
 from api.deps import FacilitiesDep, RegionKey, ScenarioDep, UploadsDep
 from api.errors import PayloadTooLarge
 from api.schemas.common import ERROR_RESPONSES

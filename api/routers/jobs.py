@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import AUTHORIZED, PrincipalDep, role
+from api.auth import AUTHORIZED, PrincipalDep
 from api.deps import StoreDep
 from api.errors import NotFound
 from api.schemas.common import ERROR_RESPONSES

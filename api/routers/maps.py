@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import AUTHORIZED, PrincipalDep, role
+from api.auth import AUTHORIZED
 from api.deps import MapsDep, RegionKey, ScenarioDep
 from api.schemas.common import JSON_ERROR_RESPONSES
 

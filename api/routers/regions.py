@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import AUTHORIZED, PrincipalDep, role
+from api.auth import AUTHORIZED
 from api.deps import RegionKey, RegionsDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.regions import RegionDetailOut, RegionList

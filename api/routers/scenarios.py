@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import AUTHORIZED, PrincipalDep, role
+from api.auth import AUTHORIZED, PrincipalDep
 from api.deps import ScenarioDep, ScenariosDep, StoreDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.jobs import JobOut

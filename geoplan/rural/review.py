@@ -31,7 +31,7 @@ from geoplan.extent import ExtentReport, extent_report
 from geoplan.modes import FALLBACK_LABEL, rules_table
 from geoplan.rural.canteens import CanteenFigures, CanteenPlan, ServiceModel, canteen_figures, canteen_plan, tier_name
 from geoplan.rural.homes import HomeMergeOptions, HomeMerges, homes_with_residents, merge_homes
-from geoplan.rural.targets import RURAL_INDICATORS, RuralTargets, load_rural_targets
+from geoplan.rural.targets import RuralTargets, load_rural_targets
 from geoplan.rural.units import RuralUnits, rural_units
 
 if TYPE_CHECKING:
@@ -276,14 +276,13 @@ _TIER_COLOURS = {"district_centre": "#542788", "centre": "#2166ac", "canteen": "
 def rural_map(review: RuralReview, plan: CanteenPlan | None = None, *, basemap: str = "none"):
     """An offline web map: the roads, towns, villages (served or not, by which mode), facilities and the plan's new sites."""
     import folium
-    from folium.utilities import JsCode
 
     from geoplan.maps import Control, MapScript, base_map, check_offline, constant_style, geojson_layer, legend_html, legend_row, legend_section, popup_html, swatch_html
-    from geoplan.targets.review_map import _add_network
+    from geoplan.targets.review_map import add_network
 
     region = review.region
     m, boundary = base_map(region, f"{review.targets.name} 农村助餐网络评估", basemap=basemap)
-    _add_network(m, region, "道路 Roads (OSM)")
+    add_network(m, region, "道路 Roads (OSM)")
     towns = review.layers()["towns"]
     folium.GeoJson(geojson_layer(towns[["name", "geometry"]], tolerance_m=20.0), name=f"{review.units.town_label}",
                    style_function=constant_style({"color": "#444444", "weight": 2, "fill": False}), interactive=False).add_to(m)

@@ -98,7 +98,7 @@ def review_map(review: Review, *, basemap: str = "none", community_labels: bool 
     m.get_root().header.add_child(Raw(_LABEL_JS), name="geoplan_label_js")
 
     network_name = "街道路网 Street network"
-    _add_network(m, region, network_name)
+    add_network(m, region, network_name)
     street_name = (
         "近似片区(非街道) Approximate zones (not streets)" if review.approximate else "街道 Streets"
     )
@@ -129,7 +129,7 @@ def review_map(review: Review, *, basemap: str = "none", community_labels: bool 
     return m
 
 
-def _add_network(m: folium.Map, region, name: str) -> None:
+def add_network(m: folium.Map, region, name: str) -> None:
     """The walk network's streets inside the region (and a little around it), merged by class to keep the page small."""
     edges = region.network.edges
     area = shapely.union_all(region.boundary.geometry.to_numpy()).buffer(300)
