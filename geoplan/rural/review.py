@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from geoplan import _files
+from geoplan.targets.review import json_scalar
 from geoplan.errors import InputError
 from geoplan.extent import ExtentReport, extent_report
 from geoplan.modes import FALLBACK_LABEL, rules_table
@@ -374,19 +375,7 @@ def _note_frame(text: str) -> pd.DataFrame:
 def _records(frame: pd.DataFrame, index_name: str) -> list[dict]:
     frame = pd.DataFrame(frame)
     frame = frame.drop(columns=[c for c in frame.columns if c in ("geometry", "area")], errors="ignore")
-    return [{index_name: str(i), **{k: _plain(v) for k, v in row.items()}} for i, row in frame.iterrows()]
-
-
-def _plain(value):
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else round(float(value), 4)
-    return value if isinstance(value, (str, list, dict)) else str(value)
+    return [{index_name: str(i), **{k: json_scalar(v) for k, v in row.items()}} for i, row in frame.iterrows()]
 
 
 def _gdal_ready(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -134,7 +134,7 @@ class Review:
     def to_dict(self) -> dict:
         """The review as plain data (JSON, the API): the summary, per-unit pass/fail, consolidation and context."""
         def records(frame: pd.DataFrame, index_name: str) -> list[dict]:
-            return [{index_name: str(i), **{k: _plain(v) for k, v in row.items()}} for i, row in frame.iterrows()]
+            return [{index_name: str(i), **{k: json_scalar(v) for k, v in row.items()}} for i, row in frame.iterrows()]
 
         unit_columns = lambda t: [c for c in t.columns if c in ("name", "unit_type", "street_code", "pop_total", "pop_60", "pop_80",
                                                                 "households", "passes", "failing") or c.startswith("n_")]
@@ -273,7 +273,7 @@ class Review:
         return pd.DataFrame(rows, columns=["item", "value"])
 
 
-def _plain(value):
+def json_scalar(value):
     """A JSON-ready scalar (numpy numbers as Python ones, NaN as None)."""
     if value is None:
         return None
