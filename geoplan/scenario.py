@@ -254,8 +254,19 @@ def run(region: Region, scenario: Scenario | None = None, *, with_circles: bool 
     edited region).
     """
     scenario = scenario or Scenario(name="baseline")
-    base = region.facilities if scenario.facilities is None else scenario.facilities.to_crs(region.crs)
+    base = _starting_sites(region, scenario)
     before = analyse_coverage(region, base, with_circles=False).summary
+    end = _end_state(region, scenario, with_circles=with_circles, gap_group=gap_group, reach=reach)
+    return dataclasses.replace(end, before=before)
+
+
+def _starting_sites(region: Region, scenario: Scenario) -> gpd.GeoDataFrame:
+    return region.facilities if scenario.facilities is None else scenario.facilities.to_crs(region.crs)
+
+
+def _end_state(region: Region, scenario: Scenario, *, with_circles: bool, gap_group: str = "pop_60", reach=None) -> ScenarioResult:
+    """What :func:`run` returns without the coverage before the edits (``before`` is None)."""
+    base = _starting_sites(region, scenario)
     edited = apply(region, scenario)
     sites = edited.facilities
     plan = None
@@ -274,7 +285,7 @@ def run(region: Region, scenario: Scenario | None = None, *, with_circles: bool 
     return ScenarioResult(
         scenario=scenario,
         region=edited,
-        before=before,
+        before=None,
         report=report,
         plan=plan,
         added=tuple(map(str, added)),
@@ -304,7 +315,7 @@ def fold_plan(scenario: Scenario, new_sites: gpd.GeoDataFrame, closed: Sequence[
 
 def end_state_report(region: Region, scenario: Scenario, *, plan_new: Iterable[str] = (), with_circles: bool = True) -> CoverageReport:
     """Coverage of a scenario's end state (:func:`fold_plan`), with the plan's own sites marked ``new``."""
-    report = run(region, scenario, with_circles=with_circles).report
+    report = _end_state(region, scenario, with_circles=with_circles).report
     plan_new = set(map(str, plan_new))
     if not plan_new:
         return report

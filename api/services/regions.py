@@ -25,7 +25,7 @@ from geoplan.isochrones import care_circles
 from geoplan.region import Region, load_region
 
 from api.errors import NotFound
-from api.services.coverage import CoverageIndex
+from api.services.coverage import CellTable, CoverageIndex
 from api.services.geojson import feature_collection
 from api.services.memo import Memo
 from api.settings import Settings
@@ -43,6 +43,7 @@ class RegionService:
         self.cache_dir: Path | None = settings.cache_dir
         self._allowed = tuple(settings.regions) if settings.regions else tuple(available_regions())
         self._regions: Memo[Region] = Memo()
+        self._cells: Memo[CellTable] = Memo()
         self._coverage: Memo[CoverageIndex] = Memo()
         self._scenario_coverage: Memo[CoverageIndex] = Memo(maxsize=settings.coverage_cache_size)
         self._circles: Memo[dict] = Memo(maxsize=512)
@@ -81,14 +82,18 @@ class RegionService:
     # coverage ----------------------------------------------------------------------------
     def coverage(self, key: str) -> CoverageIndex:
         """The coverage of the region's own facilities (or every candidate when it has none), built once."""
-        return self._coverage.get(key, lambda: CoverageIndex.build(analyse_coverage(self.get(key), with_circles=False)))
+        return self._coverage.get(key, lambda: CoverageIndex.build(analyse_coverage(self.get(key), with_circles=False), self.cells(key)))
+
+    def cells(self, key: str) -> CellTable:
+        """The region's demand cells ready to send, shared by its coverage and every scenario's."""
+        return self._cells.get(key, lambda: CellTable.of(self.get(key).demand, self.get(key).groups))
 
     def peek_coverage(self, key: str) -> CoverageIndex | None:
         return self._coverage.peek(key) if key in self._allowed else None
 
     def scenario_coverage(self, key: str, fingerprint: str, build) -> CoverageIndex:
         """The coverage of a scenario (``build()`` gives its report), kept for its content's fingerprint."""
-        return self._scenario_coverage.get((key, fingerprint), lambda: CoverageIndex.build(build()))
+        return self._scenario_coverage.get((key, fingerprint), lambda: CoverageIndex.build(build(), self.cells(key)))
 
     # care circles ------------------------------------------------------------------------
     def circles(self, region: Region, sites: gpd.GeoDataFrame, *, thresholds_min: tuple[float, ...], cache_key=None) -> dict:

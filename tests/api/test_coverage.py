@@ -101,3 +101,31 @@ def test_care_circle_errors(client):
     assert_error(client.get("/regions/wuchang/care-circles"), 422, "site_id")
     assert_error(client.get("/regions/wuchang/care-circles", params={"site_id": "nope"}), 404, "nope")
     assert_error(client.get("/regions/wuchang/care-circles", params={"lon": 114.31, "lat": 30.55, "thresholds_min": [30]}), 422, "at most 15")
+
+
+def test_cell_table_gives_the_features_the_report_alone_gives(wuchang):
+    """A scenario's index reuses the region's prepared cells; its features are byte for byte those built from scratch."""
+    import dataclasses
+    import json
+
+    from api.services.coverage import CellTable, CoverageIndex
+    from geoplan.analysis import analyse_coverage
+
+    sites = wuchang.candidates.iloc[::40]
+    report = analyse_coverage(wuchang, sites, with_circles=False)
+    cells = CellTable.of(wuchang.demand, wuchang.groups)
+    shared = CoverageIndex.build(report, cells)
+    assert shared.people is cells.people
+    alone = CoverageIndex.build(report)
+    assert list(shared.features) == list(alone.features)
+    nearest = report.nearest_time_s.reindex(wuchang.demand.index)
+    for position in (0, len(wuchang.demand) // 2, int(np.argmax(np.isfinite(nearest.to_numpy())))):
+        properties = json.loads(shared.features[position])["properties"]
+        walk = nearest.iloc[position]
+        assert properties["nearest_time_min"] == (round(walk / 60, 2) if np.isfinite(walk) else None)
+        assert properties["demand_id"] == int(wuchang.demand.index[position])
+    # a table of other cells (a copy that may differ) is not used
+    other = dataclasses.replace(wuchang, demand=wuchang.demand.assign(pop_60=wuchang.demand["pop_60"] * 2))
+    doubled = CoverageIndex.build(dataclasses.replace(report, region=other), cells)
+    assert doubled.people is not cells.people
+    assert doubled.people["pop_60"].sum() == pytest.approx(2 * cells.people["pop_60"].sum())
