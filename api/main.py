@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
         for key in current.preload:
             log.info("preloading %s", key)
             await run_in_threadpool(region_service.coverage, region_service.require(key))
+            await run_in_threadpool(services.coverage.prepare_circles, key)
         app.state.services = services
         app.state.targets = TargetService(region_service, services.scenarios)
         # The prepared regions are millions of long-lived objects: move them out of the garbage

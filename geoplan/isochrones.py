@@ -221,8 +221,11 @@ class CircleMaker:
             return rows
 
         network.routing  # build the shared routing matrix before the threads need it
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # GEOS and the kernel release the GIL
-            rows = [row for site_rows in pool.map(circles_of, placed.index, (row for _, row in placed.iterrows())) for row in site_rows]
+        if len(placed) == 1:  # one site: no threads to start
+            rows = circles_of(placed.index[0], placed.iloc[0])
+        else:
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # GEOS and the kernel release the GIL
+                rows = [row for site_rows in pool.map(circles_of, placed.index, (row for _, row in placed.iterrows())) for row in site_rows]
         if not rows:
             return gpd.GeoDataFrame(columns=_COLUMNS, geometry="geometry", crs=network.crs)
         return gpd.GeoDataFrame(rows, columns=_COLUMNS, geometry="geometry", crs=network.crs)

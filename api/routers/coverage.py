@@ -87,7 +87,7 @@ async def care_circles(
     thresholds_min: Annotated[list[float] | None, Query(max_length=6, description="Minutes, e.g. 5, 10, 15 (default: the region's).")] = None,
     scenario_id: ScenarioQuery = None,
 ) -> dict:
-    region = await run_in_threadpool(coverage.regions.get, key)
+    region = coverage.regions.loaded(key) or await run_in_threadpool(coverage.regions.get, key)
     thresholds = tuple(sorted(set(thresholds_min))) if thresholds_min else tuple(float(t) for t in region.thresholds_min)
     if site_id is not None and (lon is not None or lat is not None):
         raise InputError("Give either site_id or lon and lat, not both.")
@@ -97,9 +97,12 @@ async def care_circles(
         )
     if lon is None or lat is None:
         raise InputError("Give a site_id, or a point as lon and lat (with coord_system if not wgs84).")
-    return await run_in_threadpool(
-        lambda: coverage.circles_for_point(key, lon=lon, lat=lat, coord_system=coord_system, thresholds_min=thresholds)
-    )
+    point = dict(lon=lon, lat=lat, coord_system=coord_system, thresholds_min=thresholds)
+    # a kept answer is sent as kept, from the event loop; a new one is computed in a worker thread
+    body = coverage.kept_circles_json(key, **point) or await run_in_threadpool(lambda: coverage.circles_for_point_json(key, **point))
+    if body is None:  # an answer JSON cannot hold as it is: the response model says how to send it
+        return await run_in_threadpool(lambda: coverage.circles_for_point(key, **point))
+    return Response(content=body, media_type="application/json")
 
 
 async def _index(coverage: CoverageService, key: str, scenario_id: str | None, who: Principal):

@@ -381,13 +381,21 @@ class _Kept:
 
     def __init__(self, answer: dict):
         try:
-            text = json.dumps(answer, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-            self.blob, self.answer = zlib.compress(text.encode()), None
+            self.blob, self.answer = zlib.compress(answer_json(answer)), None
         except (TypeError, ValueError):
             self.blob, self.answer = None, answer
 
     def value(self) -> dict:
         return self.answer if self.blob is None else json.loads(zlib.decompress(self.blob))
+
+    def body(self) -> bytes | None:
+        """The answer as JSON (:func:`answer_json`), or None for one JSON cannot hold."""
+        return None if self.blob is None else zlib.decompress(self.blob)
+
+
+def answer_json(answer: dict) -> bytes:
+    """A care-circle answer as the service sends it: compact UTF-8 JSON (ValueError for NaN, TypeError for non-JSON values)."""
+    return json.dumps(answer, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 class _Refused:
@@ -401,6 +409,14 @@ class _Refused:
 
     def value(self) -> dict:
         raise copy.copy(self.error)
+
+    def body(self) -> bytes:
+        raise copy.copy(self.error)
+
+
+def _answer_key(place: PointPlace, thresholds_min: tuple[float, ...]) -> tuple:
+    # the thresholds as given, types too: (5,) and (5.0,) answer 5 and 5.0
+    return place.key, tuple((type(t), t) for t in thresholds_min)
 
 
 class PointCircles:
@@ -462,37 +478,54 @@ class PointCircles:
         placer = self._placer_of(place)
         return None if placer is None else placer.circles(place, thresholds_min)
 
+    def kept_json(self, place: PointPlace, thresholds_min: tuple[float, ...]) -> bytes | None:
+        """The kept answer as JSON (:func:`answer_json`) without computing anything: None if there is none.
+
+        A kept refusal is raised (a copy of its InputError).
+        """
+        kept = self._answers.peek(_answer_key(place, thresholds_min))
+        if kept is None or (isinstance(kept, _Kept) and kept.blob is None):
+            return None
+        self._count_hit()
+        return kept.body()
+
+    def answer_json(self, place: PointPlace, thresholds_min: tuple[float, ...], build: Callable[[], dict]) -> bytes | None:
+        """:meth:`answer` as JSON (:func:`answer_json`), as kept: never decoded. None for an answer JSON cannot hold."""
+        return self._kept(_answer_key(place, thresholds_min), build).body()  # a refusal raises here
+
     def answer(self, place: PointPlace, thresholds_min: tuple[float, ...], build: Callable[[], dict]) -> dict:
         """The kept answer for ``place`` and ``thresholds_min``, or ``build()``'s (kept, unless it raises other than InputError)."""
-        # the thresholds as given, types too: (5,) and (5.0,) answer 5 and 5.0
-        key = (place.key, tuple((type(t), t) for t in thresholds_min))
+        key = _answer_key(place, thresholds_min)
         hot = self._hot.peek(key)
         if hot is not None:
             self._count_hit()
             return hot
-        kept = self._answers.peek(key)
-        if kept is None:
-            built = False
-
-            def compute() -> _Kept | _Refused:
-                nonlocal built
-                built = True
-                with self._lock:
-                    self.builds += 1
-                try:
-                    return _Kept(build())
-                except InputError as exc:
-                    return _Refused(exc)
-
-            kept = self._answers.get(key, compute)
-            if not built:  # another request computed it meanwhile
-                self._count_hit()
-        else:
-            self._count_hit()
-        answer = kept.value()  # a refusal raises here
+        answer = self._kept(key, build).value()  # a refusal raises here
         if self.hot_size:
             self._hot.put(key, answer)
         return answer
+
+    def _kept(self, key: tuple, build: Callable[[], dict]) -> _Kept | _Refused:
+        kept = self._answers.peek(key)
+        if kept is not None:
+            self._count_hit()
+            return kept
+        built = False
+
+        def compute() -> _Kept | _Refused:
+            nonlocal built
+            built = True
+            with self._lock:
+                self.builds += 1
+            try:
+                return _Kept(build())
+            except InputError as exc:
+                return _Refused(exc)
+
+        kept = self._answers.get(key, compute)
+        if not built:  # another request computed it meanwhile
+            self._count_hit()
+        return kept
 
     def _count_hit(self) -> None:
         with self._lock:

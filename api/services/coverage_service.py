@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import geopandas as gpd
@@ -12,9 +13,11 @@ from geoplan.errors import InputError
 from api.auth import Principal
 from api.errors import NotFound
 from api.services import scenarios as sc
-from api.services.coverage import DEFAULT_POINT_CIRCLE_CACHE_SIZE, CoverageIndex, PlaceMismatch, PointCircles
+from api.services.coverage import DEFAULT_POINT_CIRCLE_CACHE_SIZE, CoverageIndex, PlaceMismatch, PointCircles, answer_json
 from api.services.regions import RegionService, point_site
 from api.services.scenario_service import ScenarioService
+
+log = logging.getLogger(__name__)
 
 
 class CoverageService:
@@ -36,6 +39,24 @@ class CoverageService:
             return self.regions.coverage(key)
         record = self.scenarios.get_in(key, scenario_id, who)
         return self.regions.scenario_coverage(key, record.spec_hash, lambda: self.scenarios.end_state_report(record, with_circles=False))
+
+    def prepare_circles(self, key: str) -> None:
+        """Build now what the region's first care circle of a point would (the placer, the walk kernels), answering nothing.
+
+        Called for preloaded regions before the service takes requests: otherwise the first circle
+        asked of each web worker pays it, and the quick requests beside it wait.
+        """
+        region = self.regions.get(key)
+        if not len(region.network.edges):
+            return
+        middle = region.network.edges.geometry.iloc[[0]].interpolate(0.5, normalized=True)
+        lonlat = gpd.GeoSeries(middle, crs=region.crs).to_crs(4326).iloc[0]
+        place = self.point_circles.place(key, region, lon=lonlat.x, lat=lonlat.y, coord_system="wgs84")
+        if place is not None:
+            try:
+                self.point_circles.compute(place, tuple(float(t) for t in region.thresholds_min))
+            except InputError as exc:  # the street's own point refused: the first real request says why
+                log.info("care circles of %s not prepared: %s", key, exc)
 
     def circles_for_site(self, key: str, site_id: str, *, scenario_id: str | None, thresholds_min: tuple[float, ...],
                          who: Principal) -> dict:
@@ -61,11 +82,32 @@ class CoverageService:
         region, then for one in 64. Refusals (no street near, thresholds out of range) come from
         RegionService.circles itself.
         """
+        return self._point_circles(key, lon=lon, lat=lat, coord_system=coord_system, thresholds_min=thresholds_min, as_json=False)
+
+    def circles_for_point_json(self, key: str, *, lon: float, lat: float, coord_system: str,
+                               thresholds_min: tuple[float, ...]) -> bytes | None:
+        """:meth:`circles_for_point` as the JSON the service sends (:func:`~api.services.coverage.answer_json`), a kept
+        answer never decoded; None for an answer JSON cannot hold (then ask :meth:`circles_for_point`)."""
+        return self._point_circles(key, lon=lon, lat=lat, coord_system=coord_system, thresholds_min=thresholds_min, as_json=True)
+
+    def kept_circles_json(self, key: str, *, lon: float, lat: float, coord_system: str,
+                          thresholds_min: tuple[float, ...]) -> bytes | None:
+        """The kept JSON answer of a point of a loaded region, computing nothing (quick enough for the event loop); None
+        when there is none yet. A kept refusal raises its InputError."""
+        region = self.regions.loaded(key)
+        if region is None:
+            return None
+        place = self.point_circles.place(key, region, lon=lon, lat=lat, coord_system=coord_system)
+        return None if place is None else self.point_circles.kept_json(place, thresholds_min)
+
+    def _point_circles(self, key: str, *, lon: float, lat: float, coord_system: str, thresholds_min: tuple[float, ...],
+                       as_json: bool) -> dict | bytes | None:
         region = self.regions.get(key)
 
-        def fresh() -> dict:
+        def fresh() -> dict | bytes:
             site = point_site(region, lon=lon, lat=lat, coord_system=coord_system)
-            return self.regions.circles(region, site, thresholds_min=thresholds_min)
+            answer = self.regions.circles(region, site, thresholds_min=thresholds_min)
+            return answer_json(answer) if as_json else answer
 
         place = self.point_circles.place(key, region, lon=lon, lat=lat, coord_system=coord_system)
         if place is None:
@@ -91,6 +133,8 @@ class CoverageService:
             return answer
 
         try:
+            if as_json:
+                return self.point_circles.answer_json(place, thresholds_min, build)
             return self.point_circles.answer(place, thresholds_min, build)
         except PlaceMismatch:  # never seen: the placing is point_site's and snap_to_network's own arithmetic
             return fresh()

@@ -73,6 +73,10 @@ class RegionService:
         """Use an already loaded region (tests, notebooks)."""
         self._regions.put(key or region.key, region)
 
+    def loaded(self, key: str) -> Region | None:
+        """The region if it is loaded already (no loading, no wait)."""
+        return self._regions.peek(key) if key in self._allowed else None
+
     def is_loaded(self, key: str) -> bool:
         return key in self._regions
 

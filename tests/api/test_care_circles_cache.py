@@ -391,3 +391,14 @@ def test_circle_maker_draws_care_circles(wuchang):
         maker.circles(placed, None, (5,))
     with pytest.raises(InputError, match="street_buffer_m"):
         CircleMaker(wuchang.network, street_buffer_m=0)
+
+
+def test_preparing_a_region_builds_its_placer_and_keeps_no_answer(standalone, wuchang):
+    service = standalone()
+    service.prepare_circles("wuchang")
+    info = service.point_circles.info()
+    assert service.point_circles._placers["wuchang"].region is wuchang
+    assert info["builds"] == 0 and len(service.point_circles) == 0  # nothing answered, nothing kept
+    lon, lat = POINTS[0]
+    expected = as_json(fresh_answer(service, lon, lat, (5.0, 10.0, 15.0)))
+    assert as_json(service.circles_for_point("wuchang", lon=lon, lat=lat, coord_system="wgs84", thresholds_min=(5.0, 10.0, 15.0))) == expected
