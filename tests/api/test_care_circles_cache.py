@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import geopandas as gpd
@@ -402,3 +405,24 @@ def test_preparing_a_region_builds_its_placer_and_keeps_no_answer(standalone, wu
     lon, lat = POINTS[0]
     expected = as_json(fresh_answer(service, lon, lat, (5.0, 10.0, 15.0)))
     assert as_json(service.circles_for_point("wuchang", lon=lon, lat=lat, coord_system="wgs84", thresholds_min=(5.0, 10.0, 15.0))) == expected
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_new_circles_are_drawn_in_a_nicer_thread(standalone, wuchang):
+    from api.services.coverage_service import NEW_CIRCLE_NICE
+
+    service = standalone()
+    seen = {}
+    compute = service.point_circles.compute
+
+    def spy(place, thresholds):
+        tid = threading.get_native_id()
+        seen.update(thread=threading.current_thread().name, nice=os.getpriority(os.PRIO_PROCESS, tid))
+        return compute(place, thresholds)
+
+    service.point_circles.compute = spy
+    lon, lat = POINTS[1]
+    service.circles_for_point("wuchang", lon=lon, lat=lat, coord_system="wgs84", thresholds_min=(5.0,))
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen["thread"].startswith("geoplan-new-circles")
+    assert seen["nice"] == min(mine + NEW_CIRCLE_NICE, 19)
