@@ -33,6 +33,7 @@ from api.auth import AuditWrites, Authenticate, OriginCheck, StoreSource
 from api.deps import Services
 from api.limits import JsonDepthLimit
 from api.routers import coverage, facilities, jobs, keys, maps, recommendations, regions, scenarios, targets, workspace
+from api.services.circle_process import CircleProcess
 from api.services.coverage_service import CoverageService
 from api.services.facilities import FacilityService
 from api.services.jobs import JobPolicy, JobRunner
@@ -77,6 +78,9 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
         if swept:
             log.info("removed %d upload folder(s) left by a stopped process", swept)
         runner.start()
+        drawer = services.coverage.drawer
+        if drawer is not None:
+            drawer.start(tuple(region_service.require(key) for key in current.preload))
         for key in current.preload:
             log.info("preloading %s", key)
             await run_in_threadpool(region_service.coverage, region_service.require(key))
@@ -94,6 +98,8 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
             yield
         finally:
             runner.stop()
+            if drawer is not None:
+                drawer.close()
             store.close()
 
     app = FastAPI(
@@ -185,5 +191,6 @@ def build_services(settings: Settings, store: Store, regions: RegionService, job
         recommendations=recommendation_service,
         maps=MapService(regions, scenario_service),
         facilities=FacilityService(regions),
-        coverage=CoverageService(regions, scenario_service, point_circle_cache_size=settings.circle_cache_size),
+        coverage=CoverageService(regions, scenario_service, point_circle_cache_size=settings.circle_cache_size,
+                                 drawer=CircleProcess(settings, settings.circle_processes) if settings.circle_processes else None),
     )

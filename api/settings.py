@@ -37,6 +37,7 @@ ENVIRONMENT = {
     "coverage_cache_size": "GEOPLAN_COVERAGE_CACHE",
     "circle_cache_size": "GEOPLAN_CIRCLE_CACHE",
     "job_worker_nice": "GEOPLAN_JOB_WORKER_NICE",
+    "circle_processes": "GEOPLAN_CIRCLE_PROCESSES",
 }
 TUPLES = ("regions", "preload", "cors_origins")
 SWITCH = {"on": True, "true": True, "1": True, "yes": True, "off": False, "false": False, "0": False, "no": False}
@@ -67,6 +68,7 @@ class Settings(BaseModel, frozen=True):
     coverage_cache_size: int = Field(16, ge=1, description="Scenario coverage indexes kept in memory (GEOPLAN_COVERAGE_CACHE).")
     circle_cache_size: int = Field(4096, ge=0, description="Care circles of points kept per web process, about 3 kB each (GEOPLAN_CIRCLE_CACHE; 0 keeps none).")
     job_worker_nice: int = Field(10, ge=0, le=19, description="CPU priority given up by job worker processes, so that solves never slow the reads (GEOPLAN_JOB_WORKER_NICE; 0 keeps it).")
+    circle_processes: int = Field(1, ge=0, le=8, description="Child processes of each web worker that draw new care circles of points at a lower CPU priority, each holding its own copy of the regions it serves (GEOPLAN_CIRCLE_PROCESSES; 0 draws them in the web worker).")
 
     @field_validator("db_path", mode="before")
     @classmethod

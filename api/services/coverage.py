@@ -379,9 +379,10 @@ class _Kept:
 
     __slots__ = ("blob", "answer")
 
-    def __init__(self, answer: dict):
+    def __init__(self, answer: dict | bytes):
+        """``answer``: the answer, or its JSON as :func:`answer_json` writes it."""
         try:
-            self.blob, self.answer = zlib.compress(answer_json(answer)), None
+            self.blob, self.answer = zlib.compress(answer if isinstance(answer, bytes) else answer_json(answer)), None
         except (TypeError, ValueError):
             self.blob, self.answer = None, answer
 
@@ -489,12 +490,15 @@ class PointCircles:
         self._count_hit()
         return kept.body()
 
-    def answer_json(self, place: PointPlace, thresholds_min: tuple[float, ...], build: Callable[[], dict]) -> bytes | None:
+    def answer_json(self, place: PointPlace, thresholds_min: tuple[float, ...], build: Callable[[], dict | bytes]) -> bytes | None:
         """:meth:`answer` as JSON (:func:`answer_json`), as kept: never decoded. None for an answer JSON cannot hold."""
         return self._kept(_answer_key(place, thresholds_min), build).body()  # a refusal raises here
 
-    def answer(self, place: PointPlace, thresholds_min: tuple[float, ...], build: Callable[[], dict]) -> dict:
-        """The kept answer for ``place`` and ``thresholds_min``, or ``build()``'s (kept, unless it raises other than InputError)."""
+    def answer(self, place: PointPlace, thresholds_min: tuple[float, ...], build: Callable[[], dict | bytes]) -> dict:
+        """The kept answer for ``place`` and ``thresholds_min``, or ``build()``'s (kept, unless it raises other than InputError).
+
+        ``build`` gives the answer, or its JSON (:func:`answer_json`).
+        """
         key = _answer_key(place, thresholds_min)
         hot = self._hot.peek(key)
         if hot is not None:
@@ -505,7 +509,7 @@ class PointCircles:
             self._hot.put(key, answer)
         return answer
 
-    def _kept(self, key: tuple, build: Callable[[], dict]) -> _Kept | _Refused:
+    def _kept(self, key: tuple, build: Callable[[], dict | bytes]) -> _Kept | _Refused:
         kept = self._answers.peek(key)
         if kept is not None:
             self._count_hit()

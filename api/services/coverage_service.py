@@ -16,6 +16,7 @@ from geoplan.errors import InputError
 from api.auth import Principal
 from api.errors import NotFound
 from api.services import scenarios as sc
+from api.services.circle_process import CircleProcess
 from api.services.coverage import DEFAULT_POINT_CIRCLE_CACHE_SIZE, CoverageIndex, PlaceMismatch, PointCircles, answer_json
 from api.services.regions import RegionService, point_site
 from api.services.scenario_service import ScenarioService
@@ -41,16 +42,18 @@ class CoverageService:
     """Coverage and care circles over the shared regions, for the region's own facilities or a scenario's."""
 
     def __init__(self, regions: RegionService, scenarios: ScenarioService, *,
-                 point_circle_cache_size: int = DEFAULT_POINT_CIRCLE_CACHE_SIZE):
+                 point_circle_cache_size: int = DEFAULT_POINT_CIRCLE_CACHE_SIZE, new_circle_nice: int = NEW_CIRCLE_NICE,
+                 drawer: CircleProcess | None = None):
         self.regions = regions
         self.scenarios = scenarios
         #: care circles of points by where they meet the streets (bounded, thread-safe)
         self.point_circles = PointCircles(maxsize=point_circle_cache_size)
-        #: new care circles are drawn one at a time per process, in a thread of lower priority: a burst
-        #: of new points then shares the interpreter with one computation, not dozens, and the machine's
-        #: cores go to the quick answers (gaps, kept circles) first
+        #: new care circles of points of the regions it loaded are drawn by child processes (see CircleProcess)
+        self.drawer = drawer
+        #: otherwise one at a time per process, in a thread of lower priority: a burst of new points then
+        #: shares the interpreter with one computation, not dozens, and the cores go to the quick answers first
         self._new_circles = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geoplan-new-circles",
-                                               initializer=lower_thread_priority, initargs=(NEW_CIRCLE_NICE,))
+                                               initializer=lower_thread_priority, initargs=(new_circle_nice,))
 
     def index(self, key: str, scenario_id: str | None = None, *, who: Principal) -> CoverageIndex:
         """The coverage of the region's own facilities, or of a scenario's end state (its plan folded in)."""
@@ -119,6 +122,22 @@ class CoverageService:
         place = self.point_circles.place(key, region, lon=lon, lat=lat, coord_system=coord_system)
         return None if place is None else self.point_circles.kept_json(place, thresholds_min)
 
+    def _drawn_by_child(self, key: str, place, *, lon: float, lat: float, coord_system: str,
+                        thresholds_min: tuple[float, ...]) -> bytes | None:
+        """The child's JSON answer for a point it placed where this process did (its refusal raised); None: draw it here."""
+        if self.drawer is None or not self.regions.loads_itself(key):
+            return None
+        drawn = self.drawer.draw(key, lon=lon, lat=lat, coord_system=coord_system, thresholds_min=thresholds_min)
+        if drawn is None:
+            return None
+        if drawn.place != (place.key[1:], place.xy, place.on_street):
+            log.warning("the care-circle process placed a point of %s at %s, this process at %s: drawn here", key,
+                        drawn.place and drawn.place[0], place.key[1:])
+            return None
+        if drawn.refusal is not None:
+            raise drawn.refusal
+        return drawn.body
+
     def _point_circles(self, key: str, *, lon: float, lat: float, coord_system: str, thresholds_min: tuple[float, ...],
                        as_json: bool) -> dict | bytes | None:
         region = self.regions.get(key)
@@ -132,8 +151,9 @@ class CoverageService:
         if place is None:
             return fresh()
 
-        def build() -> dict:
-            return self._new_circles.submit(compute).result()
+        def build() -> dict | bytes:
+            drawn = self._drawn_by_child(key, place, lon=lon, lat=lat, coord_system=coord_system, thresholds_min=thresholds_min)
+            return drawn if drawn is not None else self._new_circles.submit(compute).result()
 
         def compute() -> dict:
             answer = None

@@ -43,6 +43,7 @@ class RegionService:
         self.cache_dir: Path | None = settings.cache_dir
         self._allowed = tuple(settings.regions) if settings.regions else tuple(available_regions())
         self._regions: Memo[Region] = Memo()
+        self._from_config: set[str] = set()
         self._cells: Memo[CellTable] = Memo()
         self._coverage: Memo[CoverageIndex] = Memo()
         self._scenario_coverage: Memo[CoverageIndex] = Memo(maxsize=settings.coverage_cache_size)
@@ -67,11 +68,18 @@ class RegionService:
 
     def _load(self, key: str) -> Region:
         log.info("loading region %s", key)
-        return load_region(key, cache_dir=self.cache_dir)
+        region = load_region(key, cache_dir=self.cache_dir)
+        self._from_config.add(key)
+        return region
 
     def put(self, region: Region, key: str | None = None) -> None:
         """Use an already loaded region (tests, notebooks)."""
+        self._from_config.discard(key or region.key)
         self._regions.put(key or region.key, region)
+
+    def loads_itself(self, key: str) -> bool:
+        """Whether the region was loaded here from its config (as another process loading it gets it), not handed in."""
+        return key in self._from_config
 
     def loaded(self, key: str) -> Region | None:
         """The region if it is loaded already (no loading, no wait)."""

@@ -23,7 +23,8 @@ SAMPLE_FACILITIES = REPO / "data" / "facilities" / "wuchang_sample_gcj02.csv"
 @pytest.fixture(scope="session")
 def api_settings(tmp_path_factory, cache_dir) -> Settings:
     """Keys on (the default); one job thread in the app, standing in for a job worker process."""
-    return Settings(db_path=tmp_path_factory.mktemp("api") / "geoplan.sqlite3", cache_dir=cache_dir, regions=("wuchang",), job_threads=1)
+    return Settings(db_path=tmp_path_factory.mktemp("api") / "geoplan.sqlite3", cache_dir=cache_dir, regions=("wuchang",), job_threads=1,
+                    circle_processes=0)
 
 
 @pytest.fixture(scope="session")
