@@ -264,3 +264,74 @@ def test_models_the_path_does_not_take_go_to_the_solver_whole():
         _, blocks = build_model(problem, options)
         assert not exact.applies(problem, options, blocks)
         assert "after Lagrangian" not in optimize(problem, options).main.solver
+
+
+# --------------------------------------------------------------------------- the target's perturbation search
+
+
+def sparse_case(seed: int, n: int = 300, m: int = 18):
+    rng = np.random.default_rng(seed)
+    pattern = Pattern.of(sparse.csr_matrix((rng.random((n, m)) < 0.08).astype(float)))
+    g = rng.uniform(1, 10, n)
+    return pattern, g, 0.8 * g[pattern.covered(np.arange(m))].sum()
+
+
+def fewest_sites(pattern: Pattern, g: np.ndarray, target: float) -> int:
+    dense = pattern.by_col.toarray() > 0
+    m = dense.shape[1]
+    return next(k for k in range(m + 1) if any(g[dense[:, list(s)].any(axis=1)].sum() >= target for s in itertools.combinations(range(m), k)))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_perturbation_search_returns_plans_that_reach_the_target(seed):
+    pattern, g, target = sparse_case(seed)
+    shrunk = exact._shrink(pattern, g, exact._greedy(pattern, g, -1, need=g, target=target), target, None)
+    found = exact._perturb(pattern, g, shrunk, target, 0, None)
+    assert exact._value(pattern, g, found) >= target
+    assert fewest_sites(pattern, g, target) <= found.sum() <= shrunk.sum()
+    assert exact._perturb(pattern, g, shrunk, target, int(shrunk.sum()), None).sum() == shrunk.sum()  # at the bound: nothing to do
+
+
+def test_the_perturbation_search_finds_fewer_sites_than_taking_away_one_at_a_time():
+    pattern, g, target = sparse_case(0)
+    shrunk = exact._shrink(pattern, g, exact._greedy(pattern, g, -1, need=g, target=target), target, None)
+    found = exact._perturb(pattern, g, shrunk, target, 0, None)
+    assert found.sum() == fewest_sites(pattern, g, target) < shrunk.sum()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nearest_open_sites_share_the_most_rows(seed):
+    rng = np.random.default_rng(seed)
+    a = (rng.random((80, 25)) < 0.15).astype(float)
+    pattern = Pattern.of(sparse.csr_matrix(a))
+    chosen = rng.random(25) < 0.5
+    j = int(np.flatnonzero(chosen)[0])
+    found = _kernels.nearest_open(*pattern.kernel_args(), chosen, j, 4)
+    shared = np.where(chosen, a[:, j] @ a, 0)
+    assert chosen[found].all() and len(found) == min(4, int((shared > 0).sum()))
+    assert shared[found].min() >= np.sort(shared)[::-1][len(found) - 1]  # no open site left out shares more rows
+
+
+# --------------------------------------------------------------------------- no time left
+
+
+@pytest.mark.parametrize("lagrangian", [True, False], ids=["geoplan", "plain"])
+def test_no_time_left_keeps_stage_one_and_reports_the_refining_stage_as_not_run(monkeypatch, lagrangian):
+    """With every solve's overhead above the limit, nothing waits for the solver past it: stage 1's plan is kept."""
+    from geoplan.optimize import SolverOptions, solve
+
+    times, people, sites = instance(5)
+    pct, cap = target_case(5)
+    problem = Problem.from_matrix(times, people, sites, specs=KindSpec(target_pct=pct, p=cap, threshold_min=THRESHOLD_S / 60), cutoff_s=900)
+    reference = optimize(problem, ModelOptions("target", lagrangian=lagrangian))
+    monkeypatch.setattr(solve, "OVERHEAD_S", 1e6)
+    out = optimize(problem, ModelOptions("target", lagrangian=lagrangian), SolverOptions(time_limit_s=30))
+    expected = brute_target(5, pct, cap)
+    assert out.main.objective >= expected[0] and out.main.objective == len(out.opened["station"])
+    second = out.stats[1]
+    if second.status != "optimal":
+        assert second.status == "time_limit" and "not run" in second.solver
+    assert second.objective <= expected[1] + 1e-9
+    if not lagrangian:  # the plain path's stage 1 still runs (there is no plan without it); its refining stage does not
+        assert second.solver.startswith("HiGHS (not run: no time left)") and second.bound is None
+        assert list(out.opened["station"]) == list(reference.opened["station"]) or out.main.objective == reference.main.objective

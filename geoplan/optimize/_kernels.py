@@ -216,3 +216,24 @@ def least_loss(c_ptr, c_idx, weight, chosen, count):
 def counts(c_ptr, c_idx, n_rows, chosen):
     """How many chosen candidates cover each row."""
     return _counts(c_ptr, c_idx, n_rows, chosen)
+
+
+@njit(cache=True)
+def nearest_open(c_ptr, c_idx, r_ptr, r_idx, chosen, j, k):
+    """Up to ``k`` open candidates sharing the most rows with candidate ``j`` (``j`` itself among them when open)."""
+    m = len(c_ptr) - 1
+    shared = np.zeros(m, np.int64)
+    touched = np.empty(m, np.int64)
+    nt = 0
+    for q in range(c_ptr[j], c_ptr[j + 1]):
+        i = c_idx[q]
+        for r in range(r_ptr[i], r_ptr[i + 1]):
+            c = r_idx[r]
+            if chosen[c]:
+                if shared[c] == 0:
+                    touched[nt] = c
+                    nt += 1
+                shared[c] += 1
+    found = touched[:nt]
+    order = np.argsort(-shared[found], kind="mergesort")
+    return found[order][:k]

@@ -6,8 +6,10 @@ of the whole model (``ModelOptions(lagrangian=False)`` keeps that path):
 
 1. **Plans** -- greedy, then swap search (:mod:`geoplan.optimize._kernels`);
    for the target, sites are taken away one at a time while a swap-optimal
-   plan still reaches the target; the target also tries the solver on the
-   candidates the LP uses.
+   plan still reaches the target, then a perturbation search (sites taken
+   out around a random one, put back by greedy and swaps) looks for plans
+   of fewer sites (:func:`_perturb`); the target also tries the solver on
+   the candidates the LP uses.
 2. **Bounds** -- MCLP: Lagrangian relaxation of the coverage rows by
    subgradient steps; target: the LP's duals, turned into an exact Lagrangian
    bound (:mod:`geoplan.optimize.lagrange`), rounded up since counts are whole.
@@ -20,6 +22,14 @@ of the whole model (``ModelOptions(lagrangian=False)`` keeps that path):
 4. **The rest** -- the model that is left is solved by the solver (HiGHS or
    CBC, :func:`~geoplan.optimize.solve.solve_model`, answer checked), started
    from the best plan.
+
+*Time.* A stage's ``SolverOptions.time_limit_s`` is what is left of the
+call's limit; each solve's own limit is what is left less an estimate of the
+PuLP build, read-back and check of its model and of what follows on the
+whole model (:func:`~geoplan.optimize.solve.solver_budget`,
+:func:`~geoplan.optimize.solve.finish_s`). With too little left the solver
+is not started: the best plan is returned with its proven bound, status
+``time_limit`` and a note in ``solver`` (never a worse plan).
 
 *Why the optimum is kept.* Let :math:`v` be the value (count) of the best plan
 found. Every plan at least as good as it opens no left-out candidate and every
@@ -60,7 +70,7 @@ from geoplan.optimize.lagrange import (
 )
 from geoplan.optimize.options import KindSpec, ModelOptions, SolverOptions
 from geoplan.optimize.reduce import dominated_columns, merge_identical_rows
-from geoplan.optimize.solve import MipModel, Solution, SolverStats, check_solution, solve_model
+from geoplan.optimize.solve import MIN_SOLVE_S, MipModel, Solution, SolverStats, check_solution, finish_s, solve_model, solver_budget
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +86,13 @@ LP_SHARE, LP_SHARE_LARGE = 0.5, 0.85
 #: The target's heuristic solve: the candidates whose LP value is above this, and at most this share of the time.
 LP_SUPPORT = 0.2
 HEURISTIC_SHARE = 0.2
+#: The target's perturbation search: sites taken out around a random open one, the share of the time left it may
+#: take (all of it when the model is too large for the solver), and the steps without a better plan after which it
+#: stops (but for a model too large for the solver, under a time limit).
+PERTURB_SITES = 6
+PERTURB_SHARE = 0.25
+PERTURB_PATIENCE = 300
+PERTURB_RESERVE_S = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +106,7 @@ class Steps:
     dominance: bool = True  # drop dominated candidates again in what is left
     lp_bound: bool = True  # the target's bound from the LP's duals (else only column-scaled multipliers)
     lp_support: bool = True  # the target's heuristic solve on the candidates the LP uses
+    perturb: bool = True  # the target's perturbation search for a plan of fewer sites
     refine_bounds: bool = True  # fixing and Lagrangian rounds in the refining stage
 
 
@@ -189,7 +207,7 @@ def _solve_mclp(mip: MipModel, block: Block, spec: KindSpec, solver: SolverOptio
     p = int(spec.p)
     if m == 0 or p == 0 or p >= m:
         return None  # nothing to choose: the solver answers at once
-    deadline = _deadline(t0, solver)
+    deadline = _deadline(t0, solver, mip)
     chosen = _greedy(pattern, w, p)
     _swaps(pattern, w, chosen)
     sizes = block.sizes
@@ -205,7 +223,10 @@ def _solve_mclp(mip: MipModel, block: Block, spec: KindSpec, solver: SolverOptio
     if _too_large(residual):
         return _result(mip, block, pattern, chosen, None, bound, solver, t0, status="time_limit", note=TOO_LARGE)
     model = _cover_model("mclp_residual", residual, sense="max", count=p_left)
-    solution = _solve_residual(model, _start(residual, chosen), solver, deadline)
+    solution, note = _solve_residual(model, _start(residual, chosen), solver, deadline)
+    if solution is None and solver.time_limit_s is not None:  # no time (or no plan) for the solver: the best plan and bound
+        closed = bound - best <= _tolerance(best, solver)
+        return _result(mip, block, pattern, chosen, None, bound, solver, t0, status="optimal" if closed else "time_limit", note=note)
     if solution is None or solution.values is None:
         return None
     opened = _opened(m, residual, solution.values)
@@ -299,7 +320,7 @@ def _solve_target(mip: MipModel, block: Block, spec: KindSpec, solver: SolverOpt
     cap = spec.p
     if m == 0 or target <= 0:
         return None, None
-    deadline = _deadline(t0, solver)
+    deadline = _deadline(t0, solver, mip)
     sizes = block.sizes
     chosen = _greedy(pattern, g, -1 if cap is None else int(cap), need=g, target=target)
     if _value(pattern, g, chosen) < target:
@@ -320,7 +341,12 @@ def _solve_target(mip: MipModel, block: Block, spec: KindSpec, solver: SolverOpt
             bound, reduced = lp_bound, lp_reduced
     lower = whole_bound(bound)
     sizes["lp_bound"] = float(bound)
-    if STEPS.lp_support and x_lp is not None and lower < chosen.sum():
+    large = pattern.by_row.nnz > RESIDUAL_NONZEROS
+    if STEPS.perturb and lower < chosen.sum():
+        # on a model too large for the solver nothing else is left to do: the search may take all the time left
+        chosen = _perturb(pattern, g, chosen, target, lower, _perturb_deadline(deadline, large),
+                          patience=np.inf if large and deadline is not None else PERTURB_PATIENCE)
+    if STEPS.lp_support and x_lp is not None and lower < chosen.sum() and not (large and deadline is not None):
         better = _lp_support_plan(pattern, g, target, x_lp, chosen, cap, solver, deadline)
         if better is not None and better.sum() < chosen.sum():
             chosen = _shrink(pattern, g, better, target, deadline)
@@ -346,7 +372,10 @@ def _solve_target(mip: MipModel, block: Block, spec: KindSpec, solver: SolverOpt
         return _result(mip, block, pattern, chosen, None, float(lower), solver, t0, status="time_limit", note=TOO_LARGE), state
     model = _cover_model("target_residual", residual, sense="min", count=limit - len(residual.fixed_in),
                          need_at_least=target - residual.const_need)
-    solution = _solve_residual(model, _start(residual, chosen), solver, deadline)
+    solution, note = _solve_residual(model, _start(residual, chosen), solver, deadline)
+    if solution is None and solver.time_limit_s is not None:  # no time (or no plan) for the solver: the best plan and bound
+        status = "optimal" if lower >= count else "time_limit"
+        return _result(mip, block, pattern, chosen, None, float(lower), solver, t0, status=status, note=note), state
     if solution is None or solution.values is None:
         return None, state
     opened = _opened(m, residual, solution.values)
@@ -391,19 +420,12 @@ def refine(mip: MipModel, blocks: list[Block], values: np.ndarray, second: MipMo
         found = Rounds(chosen, _value(pattern, w, chosen), np.inf, restrict(pattern, w, g, out, fixed_in, chosen), 0, 0, 0)
     chosen, residual = found.chosen, found.residual
     if residual.n_cols == 0 or (_too_large(residual) and found.bound - found.best > _tolerance(found.best, solver)):
-        full = _full_values(mip, block, pattern, chosen)
-        objective = float(second.c @ full) + second.constant
-        if check_solution(second, full, objective):
-            return values, None
-        bound = max(objective, found.bound + second.constant)
-        status = "optimal" if bound - objective <= _tolerance(objective, solver) else "time_limit"
-        note = "not needed" if status == "optimal" else TOO_LARGE
-        return full, _stats_for(second, _skipped(solver, status, objective, bound, note), objective,
-                                objective if status == "optimal" else bound, solver, t0, status, stage="refine")
+        return _refined_plan(mip, block, pattern, values, second, found, solver, t0, TOO_LARGE)
     model = _cover_model("refine_residual", residual, sense="max", count=count - len(residual.fixed_in),
                          need_at_least=target - residual.const_need)
-    deadline = _deadline(t0, solver)
-    solution = _solve_residual(model, _start(residual, chosen), solver, deadline, stage="refine")
+    solution, note = _solve_residual(model, _start(residual, chosen), solver, _deadline(t0, solver, second), stage="refine")
+    if solution is None and solver.time_limit_s is not None:  # no time (or no plan) for the solver: the swaps' plan and the bound
+        return _refined_plan(mip, block, pattern, values, second, found, solver, t0, note)
     if solution is None or solution.values is None:
         return values, None
     opened = _opened(m, residual, solution.values)
@@ -429,11 +451,28 @@ def refine(mip: MipModel, blocks: list[Block], values: np.ndarray, second: MipMo
     return full, _stats_for(second, stats, objective, bound, solver, t0, status, stage="refine")
 
 
+def _refined_plan(mip: MipModel, block: Block, pattern: Pattern, values: np.ndarray, second: MipModel, found: Rounds,
+                  solver: SolverOptions, t0: float, note: str) -> tuple[np.ndarray, SolverStats | None]:
+    """The refining stage without the solver (``note`` says why): the best plan of the swaps and rounds, and their bound."""
+    full = _full_values(mip, block, pattern, found.chosen)
+    objective = float(second.c @ full) + second.constant
+    if check_solution(second, full, objective):
+        return values, None
+    bound = max(objective, found.bound + second.constant)
+    status = "optimal" if bound - objective <= _tolerance(objective, solver) else "time_limit"
+    note = "not needed" if status == "optimal" else note
+    return full, _stats_for(second, _skipped(solver, status, objective, bound, note), objective,
+                            objective if status == "optimal" else bound, solver, t0, status, stage="refine")
+
+
 # --------------------------------------------------------------------------- pieces
 
 
-def _deadline(t0: float, solver: SolverOptions) -> float | None:
-    return None if solver.time_limit_s is None else t0 + float(solver.time_limit_s)
+def _deadline(t0: float, solver: SolverOptions, whole: MipModel | None = None) -> float | None:
+    """When this stage must end: ``t0`` plus its time limit, less what follows it on the ``whole`` model."""
+    if solver.time_limit_s is None:
+        return None
+    return t0 + float(solver.time_limit_s) - (0.0 if whole is None else finish_s(whole))
 
 
 def _tolerance(value: float, solver: SolverOptions) -> float:
@@ -476,24 +515,82 @@ def _swaps(pattern: Pattern, weight: np.ndarray, chosen: np.ndarray, *, allowed:
 
 def _shrink(pattern: Pattern, need: np.ndarray, chosen: np.ndarray, target: float, deadline: float | None) -> np.ndarray:
     """Take sites away one at a time (the one losing least, then swaps) while the plan still reaches ``target``."""
-    from geoplan.optimize import _kernels
-
-    c_ptr, c_idx, _, _ = pattern.kernel_args()
-    need = np.ascontiguousarray(need, dtype=np.float64)
     chosen = chosen.copy()
     if not STEPS.swaps:
         return chosen
     _swaps(pattern, need, chosen)
     while chosen.sum() > 0 and (deadline is None or time.perf_counter() < deadline):
-        trial = chosen.copy()
-        count = _kernels.counts(c_ptr, c_idx, pattern.shape[0], trial)
-        j, _ = _kernels.least_loss(c_ptr, c_idx, need, trial, count)
-        trial[j] = False
-        _swaps(pattern, need, trial)
-        if _value(pattern, need, trial) < target:
+        trial, reached = _one_fewer(pattern, need, chosen)
+        if reached < target:
             break
         chosen = trial
     return chosen
+
+
+def _perturb(pattern: Pattern, need: np.ndarray, chosen: np.ndarray, target: float, lower: int, deadline: float | None,
+             *, patience: float = PERTURB_PATIENCE, seed: int = 0) -> np.ndarray:
+    """A plan of fewer sites by iterated local search: the fewest found that still reach ``target``.
+
+    One site fewer than the best plan, swap-optimal, is the current plan; each
+    step takes out :data:`PERTURB_SITES` open sites around a random one, adds
+    as many others by greedy (not those just taken out), improves by swaps and
+    keeps the result when it covers no less ``need``. A current plan that
+    reaches the target is the new best; the search goes on with one site
+    fewer. It stops at ``lower`` sites, at ``deadline``, or after ``patience``
+    steps without a better current plan. Only
+    plans are found here: whatever it returns reaches the target.
+    """
+    from geoplan.optimize import _kernels
+
+    rng = np.random.default_rng(seed)
+    best = chosen.copy()
+    current, value = _one_fewer(pattern, need, best)
+    since = 0
+    while best.sum() > lower and current.any() and since < patience:
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
+        since += 1
+        around = _kernels.nearest_open(*pattern.kernel_args(), current, int(rng.choice(np.flatnonzero(current))), PERTURB_SITES)
+        trial = current.copy()
+        trial[around] = False
+        allowed = np.ones(len(trial), bool)
+        allowed[around] = False
+        _greedy(pattern, need, len(around), chosen=trial, allowed=allowed)
+        _swaps(pattern, need, trial)
+        reached = _value(pattern, need, trial)
+        if reached < value - 1e-12 * max(1.0, value):
+            continue
+        if reached > value:
+            since = 0
+        current, value = trial, reached
+        if value >= target:
+            best = current.copy()
+            current, value = _one_fewer(pattern, need, best)
+            since = 0
+    return best
+
+
+def _perturb_deadline(deadline: float | None, large: bool) -> float | None:
+    """Until when the perturbation search runs: a share of the time left, all of it (less a reserve) on a model too large
+    for the solver, since nothing else is left to do there."""
+    if deadline is None:
+        return None
+    now = time.perf_counter()
+    return deadline - PERTURB_RESERVE_S if large else now + PERTURB_SHARE * max(deadline - now, 0.0)
+
+
+def _one_fewer(pattern: Pattern, need: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, float]:
+    """The plan without its site that loses least, improved by swaps, and the ``need`` it covers."""
+    from geoplan.optimize import _kernels
+
+    c_ptr, c_idx, _, _ = pattern.kernel_args()
+    trial = chosen.copy()
+    if trial.any():
+        j, _ = _kernels.least_loss(c_ptr, c_idx, np.ascontiguousarray(need, dtype=np.float64), trial,
+                                   _kernels.counts(c_ptr, c_idx, pattern.shape[0], trial))
+        trial[j] = False
+        _swaps(pattern, need, trial)
+    return trial, _value(pattern, need, trial)
 
 
 def _lp_support_plan(pattern, need, target, x_lp, chosen, cap, solver, deadline) -> np.ndarray | None:
@@ -505,9 +602,10 @@ def _lp_support_plan(pattern, need, target, x_lp, chosen, cap, solver, deadline)
     sub = restrict(pattern, need, need, ~allowed, np.zeros(m, bool), chosen)
     limit = int(chosen.sum()) if cap is None else min(int(chosen.sum()), int(cap))
     model = _cover_model("target_lp_support", sub, sense="min", count=limit, need_at_least=target)
-    left = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
-    share = 10.0 if left is None else max(HEURISTIC_SHARE * left, 0.01)
-    solution = _solve_residual(model, _start(sub, chosen), dataclasses.replace(solver, time_limit_s=share), None, stage="heuristic")
+    now = time.perf_counter()
+    ends = now + 10.0 if deadline is None else now + HEURISTIC_SHARE * max(deadline - now, 0.0)
+    solution, _ = _solve_residual(model, _start(sub, chosen), dataclasses.replace(solver, time_limit_s=ends - now), ends,
+                                  stage="heuristic")
     if solution is None or solution.values is None:
         return None
     plan = _opened(m, sub, solution.values)
@@ -546,16 +644,21 @@ def _opened(m: int, residual: Residual, values: np.ndarray) -> np.ndarray:
     return opened
 
 
-def _solve_residual(model: MipModel, start, solver: SolverOptions, deadline: float | None, *, stage: str = "main") -> Solution | None:
-    if solver.time_limit_s is not None and deadline is not None:
-        left = max(deadline - time.perf_counter(), 0.1 * float(solver.time_limit_s), 0.01)
-        solver = dataclasses.replace(solver, time_limit_s=left)
+def _solve_residual(model: MipModel, start, solver: SolverOptions, deadline: float | None, *,
+                    stage: str = "main") -> tuple[Solution | None, str]:
+    """The residual model solved so that the solve, its build and read-back end by ``deadline``; or None and why not."""
+    budget = solver_budget(model, deadline)
+    if budget is not None:
+        if budget < MIN_SOLVE_S:
+            log.info("optimize: no time left for the %s residual model", stage)
+            return None, NO_TIME
+        solver = dataclasses.replace(solver, time_limit_s=budget)
     model = dataclasses.replace(model, start=start or None)
     try:
-        return solve_model(model, solver, stage=stage)
+        return solve_model(model, solver, stage=stage), ""
     except SolverError as exc:  # no solution in time: the caller keeps its best plan
         log.info("optimize: the residual model was not solved (%s)", exc)
-        return None
+        return None, NO_PLAN
 
 
 def _full_values(mip: MipModel, block: Block, pattern: Pattern, opened: np.ndarray) -> np.ndarray:
@@ -566,6 +669,8 @@ def _full_values(mip: MipModel, block: Block, pattern: Pattern, opened: np.ndarr
 
 
 TOO_LARGE = "not run: the model left is too large for the time left"
+NO_TIME = "not run: no time left"
+NO_PLAN = "stopped: no plan better than the best found in time"
 
 
 def _too_large(residual: Residual) -> bool:

@@ -15,7 +15,8 @@ from geoplan.optimize import formulations as f
 from geoplan.optimize.builder import Block, ModelBuilder, Outcome
 from geoplan.optimize.options import ModelOptions, SolverOptions
 from geoplan.optimize.problem import Problem
-from geoplan.optimize.solve import MipModel, SolverStats, solve_model
+from geoplan.optimize.errors import SolverError
+from geoplan.optimize.solve import MIN_SOLVE_S, MipModel, SolverStats, finish_s, not_run, solve_model, solver_budget
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,12 @@ def optimize(problem: Problem, options: ModelOptions = ModelOptions(), solver: S
     """Build and solve one model; for the target and consolidation models, then refine (see :mod:`geoplan.optimize`).
 
     Every solution the solver returns is checked against the model
-    (:func:`~geoplan.optimize.solve.solve_model`).
+    (:func:`~geoplan.optimize.solve.solve_model`). ``solver.time_limit_s``
+    bounds the whole call: each stage gets what is left, less the estimated
+    build and read-back of its model; a refining stage with no time left is
+    not run (stage 1's plan kept, reported with status ``time_limit``). Only
+    a whole-model solve with no plan yet may run over (at least a tenth of
+    the limit), as there is nothing to return without it.
 
     Raises
     ------
@@ -121,25 +127,26 @@ def optimize(problem: Problem, options: ModelOptions = ModelOptions(), solver: S
         The model has no solution (e.g. a budget too small for a target, capacities too small).
     """
     t0 = time.perf_counter()
+    deadline = None if solver.time_limit_s is None else t0 + float(solver.time_limit_s)
     mip, blocks = build_model(problem, options)
     build_s = time.perf_counter() - t0
     log.info("optimize: %s model, %d variables, %d constraints, %d nonzeros", options.model, mip.n_cols, mip.n_rows, mip.A.nnz)
     first, state = None, None
     if exact.applies(problem, options, blocks):  # bounds, plans and fixing first; the solver gets what is left
-        first, state = exact.solve(problem, options, mip, blocks, dataclasses.replace(solver, time_limit_s=_left(solver, t0)))
+        first, state = exact.solve(problem, options, mip, blocks, _until(solver, deadline))
     if first is None:
-        first, state = solve_model(mip, solver), None
+        first, state = solve_model(mip, _main_budget(solver, mip, deadline)), None
     stats = [first.stats]
     if first.values is None:
         raise InfeasibleError(_infeasible_message(problem, options))
     values = first.values
     if options.refines and first.stats.objective is not None:
-        # the refining stage gets what is left of the time limit (at least a tenth of it)
-        left_solver = dataclasses.replace(solver, time_limit_s=_left(solver, t0))
+        # the refining stage gets what is left of the time limit, and is not run (stage 1's plan kept) when nothing is
+        second_model = refine_model(mip, blocks, values)
         if state is not None:
-            values, second = exact.refine(mip, blocks, values, refine_model(mip, blocks, values), left_solver, state)
+            values, second = exact.refine(mip, blocks, values, second_model, _until(solver, deadline), state)
         else:
-            values, second = _refine(mip, blocks, values, left_solver)
+            values, second = _refine(second_model, values, solver, deadline)
         if second is not None:
             stats.append(second)
     opened, kept, closed, assignment = decode(problem, options.model, blocks, values)
@@ -154,18 +161,47 @@ def optimize(problem: Problem, options: ModelOptions = ModelOptions(), solver: S
     )
 
 
-def _left(solver: SolverOptions, t0: float) -> float | None:
-    """What is left of the time limit since ``t0`` (at least a tenth of it)."""
-    limit = solver.time_limit_s
-    return None if limit is None else max(limit - (time.perf_counter() - t0), 0.1 * limit)
+def _until(solver: SolverOptions, deadline: float | None) -> SolverOptions:
+    """``solver`` with what is left until ``deadline`` as its time limit (next to nothing when nothing is left)."""
+    if deadline is None:
+        return solver
+    return dataclasses.replace(solver, time_limit_s=max(deadline - time.perf_counter(), 1e-3))
 
 
-def _refine(mip: MipModel, blocks: list[Block], values: np.ndarray, solver: SolverOptions) -> tuple[np.ndarray, SolverStats | None]:
-    """Keep the optimal count/cost and maximise the weighted people reached (the already-covered ones included)."""
-    second = solve_model(refine_model(mip, blocks, values), solver, stage="refine")
-    if second.values is None:
+def _main_budget(solver: SolverOptions, mip: MipModel, deadline: float | None) -> SolverOptions:
+    """The whole model's solve: what is left after its build and read-back, but at least a tenth of the limit.
+
+    With no plan at all there is nothing to return, so this stage alone may
+    run over a limit that the model's build has used up.
+    """
+    if deadline is None:
+        return solver
+    floor = 0.1 * float(solver.time_limit_s)
+    return dataclasses.replace(solver, time_limit_s=max(solver_budget(mip, deadline - finish_s(mip)), floor))
+
+
+NO_TIME = "not run: no time left"
+
+
+def _refine(second: MipModel, values: np.ndarray, solver: SolverOptions, deadline: float | None) -> tuple[np.ndarray, SolverStats | None]:
+    """Keep the optimal count/cost and maximise the weighted people reached (the already-covered ones included).
+
+    Without time left for the solver, stage 1's plan is kept and the stage reported as not run.
+    """
+    budget = solver_budget(second, None if deadline is None else deadline - finish_s(second))
+    if budget is not None and budget < MIN_SOLVE_S:
+        return values, not_run(second, values, solver, NO_TIME, stage="refine")
+    limited = solver if budget is None else dataclasses.replace(solver, time_limit_s=budget)
+    try:
+        result = solve_model(second, limited, stage="refine")
+    except SolverError as exc:  # no plan in time: stage 1's stands
+        if budget is None:
+            raise
+        log.info("optimize: the refining stage found no plan in time (%s)", exc)
+        return values, not_run(second, values, solver, "stopped: no plan found in time", stage="refine")
+    if result.values is None:
         return values, None
-    return second.values, second.stats
+    return result.values, result.stats
 
 
 def refine_model(mip: MipModel, blocks: list[Block], values: np.ndarray) -> MipModel:
