@@ -20,6 +20,9 @@ from geoplan.optimize.solve import MIN_SOLVE_S, MipModel, SolverStats, finish_s,
 
 log = logging.getLogger(__name__)
 
+#: The share of the time limit kept free at its end, against errors in the estimates of build and read-back times.
+DEADLINE_MARGIN = 0.03
+
 
 def check_request(problem: Problem, options: ModelOptions) -> None:
     """Clear errors for requests that cannot be solved: options the model does not use, missing ones, p beyond the candidates."""
@@ -127,7 +130,8 @@ def optimize(problem: Problem, options: ModelOptions = ModelOptions(), solver: S
         The model has no solution (e.g. a budget too small for a target, capacities too small).
     """
     t0 = time.perf_counter()
-    deadline = None if solver.time_limit_s is None else t0 + float(solver.time_limit_s)
+    # the stages plan to end a little before the limit: their build and read-back times are estimates
+    deadline = None if solver.time_limit_s is None else t0 + (1 - DEADLINE_MARGIN) * float(solver.time_limit_s)
     mip, blocks = build_model(problem, options)
     build_s = time.perf_counter() - t0
     log.info("optimize: %s model, %d variables, %d constraints, %d nonzeros", options.model, mip.n_cols, mip.n_rows, mip.A.nnz)
