@@ -135,6 +135,8 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
             "regions_loaded": [k for k in services.regions.names() if services.regions.is_loaded(k)],
             "auth": "on" if current.auth else "off (local development only)",
             "job_workers": len(workers),
+            # of the web worker answering: the regions its care-circle process has ready (None: it has none)
+            "circle_process_regions": None if services.coverage.drawer is None else services.coverage.drawer.prepared(),
         }
 
     return app

@@ -68,6 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout (s); a timeout counts as an error")
     parser.add_argument("--web-workers", type=int, default=2, help="GEOPLAN_WEB_WORKERS of the service started")
+    parser.add_argument("--circle-processes", type=int, default=1, help="GEOPLAN_CIRCLE_PROCESSES of the service started")
     parser.add_argument("--points", type=int, default=100, help="distinct care-circle points to draw from (a map session's clicks)")
     parser.add_argument("--url", help="a running server on loopback (default: start one)")
     parser.add_argument("--key", help="an API key for --url (default: one made in the bench's own database)")
@@ -88,11 +89,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(region: str, workdir: Path, web_workers: int) -> tuple[subprocess.Popen, str, float, str]:
+def start_server(region: str, workdir: Path, web_workers: int, circle_processes: int) -> tuple[subprocess.Popen, str, float, str]:
     """``geoplan-api serve`` on a free port with a fresh database; (process, url, startup seconds, a planner's key)."""
     port = free_port()
     env = {**os.environ, "GEOPLAN_DB": str(workdir / "bench.sqlite3"), "GEOPLAN_PRELOAD": region, "GEOPLAN_REGIONS": region,
-           "GEOPLAN_WEB_WORKERS": str(web_workers), "GEOPLAN_JOB_WORKERS": "1"}
+           "GEOPLAN_WEB_WORKERS": str(web_workers), "GEOPLAN_JOB_WORKERS": "1", "GEOPLAN_CIRCLE_PROCESSES": str(circle_processes)}
     created = subprocess.run([sys.executable, "-m", "api.cli", "keys", "create", "--role", "planner", "--team", "bench"],
                              cwd=REPO, env=env, capture_output=True, text=True)
     if created.returncode != 0:
@@ -104,15 +105,20 @@ def start_server(region: str, workdir: Path, web_workers: int) -> tuple[subproce
                               stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
+    ready_in_a_row = 0  # each poll is a new connection, answered by any web worker: every one must be ready
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise ServerError(f"the server exited:\n{(workdir / 'server.log').read_text()[-4000:]}")
         try:
             health = httpx.get(f"{url}/health", timeout=1).json()
-            if region in health.get("regions_loaded", []) and health.get("job_workers", 0) >= 1:
+            circles = health.get("circle_process_regions")
+            ready = (region in health.get("regions_loaded", []) and health.get("job_workers", 0) >= 1
+                     and (circles is None or region in circles))
+            ready_in_a_row = ready_in_a_row + 1 if ready else 0
+            if ready_in_a_row >= 6 * web_workers:
                 return server, url, time.perf_counter() - started, key
         except (httpx.HTTPError, ValueError):
-            pass
+            ready_in_a_row = 0
         time.sleep(0.2)
     server.kill()
     raise ServerError("the server did not start within 300 s")
@@ -318,7 +324,7 @@ def main(argv=None) -> dict:
             url = args.url.rstrip("/")
         try:
             if not args.url:
-                server, url, startup_s, key = start_server(args.region, Path(tmp), args.web_workers)
+                server, url, startup_s, key = start_server(args.region, Path(tmp), args.web_workers, args.circle_processes)
             http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
             detail = http.get(f"/regions/{args.region}").json()
             path = f"/regions/{args.region}/coverage/gaps"
@@ -389,7 +395,8 @@ def main(argv=None) -> dict:
         "max_duration_s": args.duration,
         "seed": args.seed,
         "server": "external " + url if args.url else "python " + " ".join(SERVER_COMMAND) +
-                  f" (GEOPLAN_WEB_WORKERS={args.web_workers}, GEOPLAN_JOB_WORKERS=1, keys on, region preloaded)",
+                  f" (GEOPLAN_WEB_WORKERS={args.web_workers}, GEOPLAN_JOB_WORKERS=1, GEOPLAN_CIRCLE_PROCESSES={args.circle_processes},"
+                  " keys on, region preloaded)",
         "server_startup_s": round(startup_s, 2) if startup_s is not None else None,
         "client": "asyncio streams, HTTP/1.1 keep-alive, one connection per client, same machine (bench/api.py Connection)",
         "machine": record,

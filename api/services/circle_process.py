@@ -79,6 +79,12 @@ class CircleProcess:
             self._failed(key, error)
         return error is None
 
+    def prepared(self) -> list[str]:
+        """The regions the children have ready (asking nothing of them)."""
+        with self._lock:
+            futures = dict(self._ready)
+        return sorted(k for k, f in futures.items() if f.done() and f.exception() is None)
+
     def _failed(self, key: str, error: BaseException) -> None:
         with self._lock:
             if key in self._told:
