@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError
 from concurrent.futures.process import BrokenProcessPool
 
@@ -164,10 +165,18 @@ def _start_child(settings: Settings) -> None:
         os.nice(CIRCLE_PROCESS_NICE)
     except OSError:  # not allowed here: the child keeps the web worker's priority
         pass
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="geoplan-circles-parent", daemon=True).start()
     regions = RegionService(settings)
     _service = CoverageService(regions, scenarios=None, point_circle_cache_size=256, new_circle_nice=0)
     for key in settings.preload:  # every child has the preloaded regions ready before its first task
         _prepare(key)
+
+
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """End the child once its web worker is gone (killed, it cannot say so): nothing else would stop it."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(0)
 
 
 def _prepare(key: str) -> None:

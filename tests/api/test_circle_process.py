@@ -122,3 +122,33 @@ def test_a_child_that_cannot_load_a_region_leaves_it_to_the_web_worker(settings,
         assert len(told) == 1 and "could not prepare nowhere" in told[0] and "Unknown region" in told[0]
     finally:
         drawer.close()
+
+
+def test_the_child_ends_with_its_web_worker(settings, tmp_path):
+    """A web worker killed with SIGKILL leaves no care-circle process behind."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import sys, time\n"
+        "from api.settings import Settings\n"
+        "from api.services.circle_process import CircleProcess\n"
+        "if __name__ == '__main__':\n"
+        "    drawer = CircleProcess(Settings.model_validate_json(sys.argv[1]).model_copy(update={'preload': ()}))\n"
+        "    drawer._pool_now().submit(int).result()\n"
+        "    print(list(drawer._pool._processes)[0], flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    worker = subprocess.Popen([sys.executable, str(script), settings.model_dump_json()], stdout=subprocess.PIPE, text=True,
+                              cwd=os.getcwd())
+    try:
+        child = psutil.Process(int(worker.stdout.readline()))
+        assert child.is_running()
+        worker.kill()
+        worker.wait(10)
+        child.wait(timeout=30)  # raises psutil.TimeoutExpired if the child stays
+    finally:
+        worker.kill()
