@@ -84,9 +84,11 @@ class WorkspaceServer:
         if self.process.poll() is not None:
             raise RuntimeError(f"the service exited:\n{self.log.read_text()[-4000:]}")
         try:
-            return self.region in httpx.get(f"{self.url}/health", timeout=1).json()["regions_loaded"]
-        except (httpx.HTTPError, ValueError, KeyError):
+            health = httpx.get(f"{self.url}/health", timeout=1).json()
+        except (httpx.HTTPError, ValueError):
             return False
+        circles = health.get("circle_process_regions")  # the care-circle process has the region ready as well
+        return self.region in health.get("regions_loaded", []) and (circles is None or self.region in circles)
 
     def __exit__(self, *exc) -> None:
         if self.process is not None and self.process.poll() is None:
