@@ -73,18 +73,24 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
         for key, region in (preloaded or {}).items():
             region_service.put(region, key)
         runner = JobRunner(store, threads=current.job_threads, policy=job_policy(current))
-        services = build_services(current, store, region_service, runner)
+        # care-circle processes load what this process loads from config itself: the preloaded regions not handed in
+        own = tuple(region_service.require(key) for key in current.preload if key not in (preloaded or {}))
+        services = build_services(current, store, region_service, runner, circle_regions=own)
         swept = sweep_stale_uploads(services.uploads.upload_dir, STALE_UPLOAD_SECONDS)
         if swept:
             log.info("removed %d upload folder(s) left by a stopped process", swept)
         runner.start()
-        drawer = services.coverage.drawer
-        if drawer is not None:
-            drawer.start(tuple(region_service.require(key) for key in current.preload))
-        for key in current.preload:
-            log.info("preloading %s", key)
-            await run_in_threadpool(region_service.coverage, region_service.require(key))
-            await run_in_threadpool(services.coverage.prepare_circles, key)
+        try:
+            if services.coverage.drawer is not None:
+                services.coverage.drawer.start()
+            for key in current.preload:
+                log.info("preloading %s", key)
+                await run_in_threadpool(region_service.coverage, region_service.require(key))
+                await run_in_threadpool(services.coverage.prepare_circles, key)
+        except BaseException:
+            runner.stop()
+            services.coverage.close()
+            raise
         app.state.services = services
         app.state.targets = TargetService(region_service, services.scenarios)
         # The prepared regions are millions of long-lived objects: move them out of the garbage
@@ -98,8 +104,7 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
             yield
         finally:
             runner.stop()
-            if drawer is not None:
-                drawer.close()
+            services.coverage.close()
             store.close()
 
     app = FastAPI(
@@ -145,6 +150,13 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
 WORKER_SEEN_S = 15.0
 
 
+def _drawer(settings: Settings, regions: tuple[str, ...]) -> CircleProcess | None:
+    """Care-circle processes for ``regions``, when the settings have them and point circles are kept at all."""
+    if not (settings.circle_processes and settings.circle_cache_size and regions):
+        return None
+    return CircleProcess(settings, regions, settings.circle_processes)
+
+
 def job_policy(settings: Settings) -> JobPolicy:
     return JobPolicy(max_active_per_key=settings.max_jobs_per_key, budget_s=settings.max_job_seconds,
                      lease_s=settings.job_lease_seconds)
@@ -176,8 +188,12 @@ class AnswerOptions:
         await response(scope, receive, send)
 
 
-def build_services(settings: Settings, store: Store, regions: RegionService, jobs: JobRunner) -> Services:
-    """One service per resource over the shared store, regions and job runner, their job handlers registered."""
+def build_services(settings: Settings, store: Store, regions: RegionService, jobs: JobRunner, *,
+                   circle_regions: tuple[str, ...] = ()) -> Services:
+    """One service per resource over the shared store, regions and job runner, their job handlers registered.
+
+    ``circle_regions``: the regions whose new care circles of points child processes draw (see CircleProcess).
+    """
     planner = Planner(limits=RequestLimits(max_reach_pairs=settings.max_reach_pairs, max_job_seconds=settings.max_job_seconds))
     scenario_service = ScenarioService(store, regions, jobs, planner, runs_cache_size=settings.coverage_cache_size)
     recommendation_service = RecommendationService(regions, jobs, planner, scenario_service)
@@ -194,5 +210,5 @@ def build_services(settings: Settings, store: Store, regions: RegionService, job
         maps=MapService(regions, scenario_service),
         facilities=FacilityService(regions),
         coverage=CoverageService(regions, scenario_service, point_circle_cache_size=settings.circle_cache_size,
-                                 drawer=CircleProcess(settings, settings.circle_processes) if settings.circle_processes else None),
+                                 drawer=_drawer(settings, circle_regions)),
     )

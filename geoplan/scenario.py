@@ -254,19 +254,28 @@ def run(region: Region, scenario: Scenario | None = None, *, with_circles: bool 
     edited region).
     """
     scenario = scenario or Scenario(name="baseline")
-    base = _starting_sites(region, scenario)
+    base = region.facilities if scenario.facilities is None else scenario.facilities.to_crs(region.crs)
     before = analyse_coverage(region, base, with_circles=False).summary
-    end = _end_state(region, scenario, with_circles=with_circles, gap_group=gap_group, reach=reach)
-    return dataclasses.replace(end, before=before)
+    end = _end_state(region, scenario, base, with_circles=with_circles, gap_group=gap_group, reach=reach)
+    return ScenarioResult(scenario=scenario, region=end.region, before=before, report=end.report, plan=end.plan,
+                          added=end.added, closed=end.closed, added_cost=end.added_cost)
 
 
-def _starting_sites(region: Region, scenario: Scenario) -> gpd.GeoDataFrame:
-    return region.facilities if scenario.facilities is None else scenario.facilities.to_crs(region.crs)
+@dataclasses.dataclass(frozen=True)
+class _EndState:
+    """What :func:`run` finds after the edits (and the plan), without the coverage before them."""
+
+    region: Region
+    report: CoverageReport
+    plan: Any
+    added: tuple[str, ...]
+    closed: tuple[str, ...]
+    added_cost: float
 
 
-def _end_state(region: Region, scenario: Scenario, *, with_circles: bool, gap_group: str = "pop_60", reach=None) -> ScenarioResult:
-    """What :func:`run` returns without the coverage before the edits (``before`` is None)."""
-    base = _starting_sites(region, scenario)
+def _end_state(region: Region, scenario: Scenario, base: gpd.GeoDataFrame, *, with_circles: bool, gap_group: str = "pop_60",
+               reach=None) -> _EndState:
+    """The scenario applied to ``region`` (``base``: the sites it starts from), optimised if it asks to, and analysed."""
     edited = apply(region, scenario)
     sites = edited.facilities
     plan = None
@@ -282,16 +291,8 @@ def _end_state(region: Region, scenario: Scenario, *, with_circles: bool, gap_gr
     closed = base.index.difference(sites.index)
     cost = pd.to_numeric(sites.loc[added, "cost"], errors="coerce").fillna(1.0).sum() if len(added) else 0.0
     report = dataclasses.replace(report, sites=_marked(report.sites, base, added, closed), site_source="scenario")
-    return ScenarioResult(
-        scenario=scenario,
-        region=edited,
-        before=None,
-        report=report,
-        plan=plan,
-        added=tuple(map(str, added)),
-        closed=tuple(map(str, closed)),
-        added_cost=float(cost),
-    )
+    return _EndState(region=edited, report=report, plan=plan, added=tuple(map(str, added)), closed=tuple(map(str, closed)),
+                     added_cost=float(cost))
 
 
 def fold_plan(scenario: Scenario, new_sites: gpd.GeoDataFrame, closed: Sequence[str]) -> Scenario:
@@ -315,7 +316,8 @@ def fold_plan(scenario: Scenario, new_sites: gpd.GeoDataFrame, closed: Sequence[
 
 def end_state_report(region: Region, scenario: Scenario, *, plan_new: Iterable[str] = (), with_circles: bool = True) -> CoverageReport:
     """Coverage of a scenario's end state (:func:`fold_plan`), with the plan's own sites marked ``new``."""
-    report = _end_state(region, scenario, with_circles=with_circles).report
+    base = region.facilities if scenario.facilities is None else scenario.facilities.to_crs(region.crs)
+    report = _end_state(region, scenario, base, with_circles=with_circles).report
     plan_new = set(map(str, plan_new))
     if not plan_new:
         return report

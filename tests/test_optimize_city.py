@@ -335,3 +335,49 @@ def test_no_time_left_keeps_stage_one_and_reports_the_refining_stage_as_not_run(
     if not lagrangian:  # the plain path's stage 1 still runs (there is no plan without it); its refining stage does not
         assert second.solver.startswith("HiGHS (not run: no time left)") and second.bound is None
         assert list(out.opened["station"]) == list(reference.opened["station"]) or out.main.objective == reference.main.objective
+
+
+@pytest.mark.parametrize("limit_s", [1e-4, 1e-3, 0.02])
+def test_a_tiny_time_limit_gives_a_plan_never_an_error(limit_s):
+    """However little time is given, the target model answers with a plan that reaches the target (or says none can)."""
+    from geoplan.optimize import SolverOptions
+
+    for seed in range(8):
+        times, people, sites = instance(seed)
+        pct, cap = target_case(seed)
+        expected = brute_target(seed, pct, cap)
+        if expected is None:
+            continue
+        problem = Problem.from_matrix(times, people, sites, specs=KindSpec(target_pct=pct, p=cap, threshold_min=THRESHOLD_S / 60),
+                                      cutoff_s=900)
+        out = optimize(problem, ModelOptions("target"), SolverOptions(time_limit_s=limit_s))
+        assert out.main.objective >= expected[0] and out.main.objective == len(out.opened["station"]), seed
+        assert out.main.bound is None or out.main.bound <= expected[0] + 1e-9, seed
+
+
+def test_the_lp_support_heuristic_after_the_deadline_gives_no_error(monkeypatch):
+    """Steps that run once the time is up (here the heuristic solve after a slow search) skip the solver, never fail."""
+    import time as clock
+
+    from geoplan.optimize import SolverOptions
+
+    def slow_search(pattern, need, chosen, *args, **kwargs):
+        clock.sleep(0.25)  # past the whole limit
+        return chosen
+
+    calls = []
+    support = exact._lp_support_plan
+    monkeypatch.setattr(exact, "_perturb", slow_search)
+    monkeypatch.setattr(exact, "_lp_support_plan", lambda *a: calls.append(1) or support(*a))
+    for seed in range(16):
+        times, people, sites = instance(seed, n=400, m=60)
+        g = people["pop_60"].to_numpy()
+        reachable = 100 * g[covered_by(times, range(times.shape[1]))].sum() / g.sum()
+        problem = Problem.from_matrix(times, people, sites, specs=KindSpec(target_pct=0.9 * reachable, threshold_min=THRESHOLD_S / 60),
+                                      cutoff_s=900)
+        out = optimize(problem, ModelOptions("target"), SolverOptions(time_limit_s=0.2))
+        opened = list(out.opened["station"]) + list(np.flatnonzero(sites["status"] == "existing"))
+        assert g[covered_by(times, opened)].sum() >= 0.9 * reachable / 100 * g.sum() - 1e-6, seed  # a plan that passes
+        if calls:
+            break
+    assert calls, "no instance reached the heuristic solve"

@@ -86,7 +86,7 @@ async def care_circles(
     coord_system: Annotated[str, Query(max_length=32, description="Of lon/lat: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")] = "wgs84",
     thresholds_min: Annotated[list[float] | None, Query(max_length=6, description="Minutes, e.g. 5, 10, 15 (default: the region's).")] = None,
     scenario_id: ScenarioQuery = None,
-) -> dict:
+) -> dict | Response:
     region = coverage.regions.loaded(key) or await run_in_threadpool(coverage.regions.get, key)
     thresholds = tuple(sorted(set(thresholds_min))) if thresholds_min else tuple(float(t) for t in region.thresholds_min)
     if site_id is not None and (lon is not None or lat is not None):
@@ -100,7 +100,7 @@ async def care_circles(
     point = dict(lon=lon, lat=lat, coord_system=coord_system, thresholds_min=thresholds)
     # a kept answer is sent as kept, from the event loop; a new one is computed in a worker thread
     body = coverage.kept_circles_json(key, **point) or await run_in_threadpool(lambda: coverage.circles_for_point_json(key, **point))
-    if body is None:  # an answer JSON cannot hold as it is: the response model says how to send it
+    if body is None:  # an answer JSON cannot hold as it is (none is known): sent through the response model
         return await run_in_threadpool(lambda: coverage.circles_for_point(key, **point))
     return Response(content=body, media_type="application/json")
 

@@ -3,16 +3,16 @@
 A new circle takes some 30-50 ms of CPU, most of it Python holding the
 interpreter lock; drawn in a web worker's own thread it slows every gap query
 and kept circle that worker answers meanwhile. :class:`CircleProcess` hands it
-to a child process started with ``spawn`` that loads the region from the same
-config and cache as the web worker (so the same data, to the bit) and runs at a
-lower CPU priority. The child answers with the JSON the web worker would have
-sent and the place it found for the point; the web worker keeps the answer only
-when that place is its own.
+to a child process started with ``spawn`` that loads the preloaded regions from
+the same config and cache files as the web worker (so the same data while those
+files stay as they are) and runs at a lower CPU priority. The child answers with
+the JSON the web worker would have sent and the place it found for the point;
+the web worker keeps the answer only when that place is its own.
 
-Only regions the web worker loaded from their config are sent (a region handed
-in with ``RegionService.put`` may differ from its config). While the child
-starts, or after it died (it is started again), the web worker draws the circle
-itself, so an answer never waits on the child. (Being spawned, the child
+Only preloaded regions the web worker loaded from their config are sent (a
+region handed in with ``RegionService.put`` may differ from its config). While
+the child starts, or after it died, failed or hung (it is replaced, at most
+:data:`MAX_RESTARTS` times), the web worker draws the circle itself. (Being spawned, the child
 imports the main module of the web worker's process: a script that serves the
 app itself keeps its start under ``if __name__ == "__main__":``, or sets
 ``GEOPLAN_CIRCLE_PROCESSES=0``.)
@@ -26,8 +26,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, TimeoutError
 
 from api.settings import Settings
 
@@ -35,8 +34,10 @@ log = logging.getLogger(__name__)
 
 #: CPU priority given up by the child (nice), on top of the web worker's.
 CIRCLE_PROCESS_NICE = 10
-#: Longest wait for one circle from the child before the web worker draws it itself.
-DRAW_TIMEOUT_S = 30.0
+#: Longest wait for one circle from the children (queued behind others included) before they are replaced.
+DRAW_TIMEOUT_S = 60.0
+#: Replacements of the children after which the web worker draws every new circle itself.
+MAX_RESTARTS = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,62 +50,71 @@ class Drawn:
 
 
 class CircleProcess:
-    """Child processes (``processes`` of them) that draw new care circles of points for one web worker."""
+    """Child processes (``processes`` of them) that draw new care circles of points of ``regions`` for one web worker.
 
-    def __init__(self, settings: Settings, processes: int = 1):
+    Each child loads and prepares ``regions`` when it starts; circles of other regions are not sent.
+    """
+
+    def __init__(self, settings: Settings, regions: tuple[str, ...], processes: int = 1):
         self.settings = settings
+        self.regions = tuple(regions)
         self.processes = processes
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
-        self._ready: dict[str, Future] = {}
-        self._told: set[str] = set()
+        self._started: Future | None = None  # the pool's first task: done once a child has loaded the regions
+        self._closed = False
         self.drawn = 0
         self.restarts = 0
 
-    def start(self, keys: tuple[str, ...] = ()) -> None:
-        """Start the children and have them load and prepare ``keys`` (without waiting for them)."""
-        for key in keys:
-            self.ready(key)
+    def start(self) -> None:
+        """Start the children (without waiting for them to load the regions)."""
+        if self.regions:
+            self.ready(self.regions[0])
 
     def ready(self, key: str) -> bool:
-        """Whether the children have loaded ``key`` (asking them to, if nobody did); a child that could not is logged once."""
-        try:
-            future = self._prepare(key)
-        except (BrokenProcessPool, RuntimeError, OSError) as exc:  # could not even be started
-            self._failed(key, exc)
+        """Whether a child has ``key`` loaded and prepared (starting the children, if they are not running)."""
+        if key not in self.regions:
             return False
-        if not future.done():
+        with self._lock:
+            if self._closed or self.restarts > MAX_RESTARTS:
+                return False
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_start_child, initargs=(self.settings, self.regions, os.getpid()))
+                self._started = self._pool.submit(_check_started)
+            pool, started = self._pool, self._started
+        if not started.done():
             return False
-        error = future.exception()
-        if error is not None:
-            self._failed(key, error)
-        return error is None
+        if started.cancelled() or started.exception() is not None:  # the child died or failed while loading
+            self._restart(pool, "could not start: " + ("cancelled" if started.cancelled() else str(started.exception())))
+            return False
+        return True
 
     def prepared(self) -> list[str]:
-        """The regions the children have ready (asking nothing of them)."""
+        """The regions a child has ready (asking nothing of the children)."""
         with self._lock:
-            futures = dict(self._ready)
-        return sorted(k for k, f in futures.items() if f.done() and f.exception() is None)
-
-    def _failed(self, key: str, error: BaseException) -> None:
-        with self._lock:
-            if key in self._told:
-                return
-            self._told.add(key)
-        log.warning("the care-circle process could not prepare %s (%s: %s); new care circles are drawn in the web worker",
-                    key, type(error).__name__, error)
+            started = self._started
+        ok = started is not None and started.done() and not started.cancelled() and started.exception() is None
+        return list(self.regions) if ok else []
 
     def draw(self, key: str, *, lon: float, lat: float, coord_system: str, thresholds_min: tuple[float, ...]) -> Drawn | None:
-        """The child's answer for a point of ``key``, or None when the web worker is to draw it itself (child not
-        ready, dead or too slow; it is started again)."""
+        """The child's answer for a point of ``key``, or None when the web worker is to draw it itself (no child ready,
+        one that died, failed or took longer than :data:`DRAW_TIMEOUT_S`: it is replaced)."""
         if not self.ready(key):
             return None
-        pool = self._pool_now()
+        with self._lock:
+            pool = self._pool
+        if pool is None:
+            return None
         try:
             drawn = pool.submit(_draw, key, lon, lat, coord_system, thresholds_min).result(timeout=DRAW_TIMEOUT_S)
-        except (BrokenProcessPool, TimeoutError, OSError) as exc:
-            log.warning("the care-circle process failed (%s: %s); starting it again", type(exc).__name__, exc)
-            self._restart(pool)
+        except TimeoutError:
+            self._restart(pool, f"no answer within {DRAW_TIMEOUT_S:g} s")
+            return None
+        except CancelledError:  # another request replaced the children meanwhile
+            return None
+        except Exception as exc:  # a broken pool, or a failure of the child's own: the web worker draws instead
+            self._restart(pool, f"{type(exc).__name__}: {exc}")
             return None
         with self._lock:
             self.drawn += 1
@@ -112,34 +122,21 @@ class CircleProcess:
 
     def close(self) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
-            self._ready.clear()
+            self._closed = True
+            pool, self._pool, self._started = self._pool, None, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _prepare(self, key: str) -> Future:
-        with self._lock:
-            future = self._ready.get(key)
-        if future is None:
-            future = self._pool_now().submit(_prepare, key)
-            with self._lock:
-                future = self._ready.setdefault(key, future)
-        return future
-
-    def _pool_now(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_start_child, initargs=(self.settings,))
-            return self._pool
-
-    def _restart(self, broken: ProcessPoolExecutor) -> None:
+    def _restart(self, broken: ProcessPoolExecutor, why: str) -> None:
+        """Stop the children of ``broken`` (the next request starts new ones), at most MAX_RESTARTS times."""
         with self._lock:
             if self._pool is not broken:
-                return  # another request restarted it already
-            self._pool = None
-            self._ready.clear()
+                return  # replaced by another request already
+            self._pool, self._started = None, None
             self.restarts += 1
+            last = self.restarts > MAX_RESTARTS
+        log.warning("the care-circle process %s; %s", why,
+                    "new care circles are drawn in the web worker from now on" if last else "starting it again")
         running = _children(broken)
         broken.shutdown(wait=False, cancel_futures=True)
         for process in running:  # a child stuck in a circle would otherwise keep its CPU
@@ -154,10 +151,16 @@ def _children(pool: ProcessPoolExecutor) -> list:
 # in the child ---------------------------------------------------------------------------------------
 
 _service = None
+_failure: str | None = None  # why the child could not load its regions (the pool's first task raises it)
 
 
-def _start_child(settings: Settings) -> None:
-    global _service
+def _check_started() -> None:
+    if _failure is not None:
+        raise RuntimeError(_failure)  # a plain error: it unpickles in the web worker whatever the cause was
+
+
+def _start_child(settings: Settings, regions: tuple[str, ...], parent: int) -> None:
+    global _service, _failure
     from api.services.coverage_service import CoverageService
     from api.services.regions import RegionService
 
@@ -165,11 +168,14 @@ def _start_child(settings: Settings) -> None:
         os.nice(CIRCLE_PROCESS_NICE)
     except OSError:  # not allowed here: the child keeps the web worker's priority
         pass
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="geoplan-circles-parent", daemon=True).start()
-    regions = RegionService(settings)
-    _service = CoverageService(regions, scenarios=None, point_circle_cache_size=256, new_circle_nice=0)
-    for key in settings.preload:  # every child has the preloaded regions ready before its first task
-        _prepare(key)
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="geoplan-circles-parent", daemon=True).start()
+    try:
+        _service = CoverageService(RegionService(settings), scenarios=None, point_circle_cache_size=256, new_circle_nice=0)
+        for key in regions:  # every child has the regions ready before its first task
+            _service.regions.get(key)
+            _service.prepare_circles(key)
+    except Exception as exc:  # reported by _check_started, the pool's first task
+        _failure = f"{type(exc).__name__}: {exc}"
 
 
 def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
@@ -179,14 +185,10 @@ def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
     os._exit(0)
 
 
-def _prepare(key: str) -> None:
-    _service.regions.get(key)
-    _service.prepare_circles(key)
-
-
 def _draw(key: str, lon: float, lat: float, coord_system: str, thresholds_min: tuple[float, ...]) -> Drawn:
     from geoplan.errors import InputError
 
+    _check_started()
     region = _service.regions.get(key)
     place = _service.point_circles.place(key, region, lon=lon, lat=lat, coord_system=coord_system)
     where = None if place is None else (place.key[1:], place.xy, place.on_street)

@@ -453,11 +453,13 @@ class PointCircles:
         return {"size": len(self), "maxsize": self.maxsize, "hot": len(self._hot), "hot_size": self.hot_size,
                 "builds": self.builds, "hits": self.hits}
 
-    def place(self, key: str, region, *, lon: float, lat: float, coord_system: str) -> PointPlace | None:
-        """The point's place in ``region`` (loaded as ``key``); None when it is not to be cached (outside the region, or no cache)."""
+    def place(self, key: str, region, *, lon: float, lat: float, coord_system: str, prepare: bool = True) -> PointPlace | None:
+        """The point's place in ``region`` (loaded as ``key``); None when it is not to be cached (outside the region, or no
+        cache), or, with ``prepare=False``, when the region's placer is not built yet (it is not built here then)."""
         if self.maxsize == 0:
             return None
-        return self._placer(key, region).place(lon, lat, coord_system)
+        placer = self._placer(key, region) if prepare else self._built_placer(key, region)
+        return None if placer is None else placer.place(lon, lat, coord_system)
 
     def _placer_of(self, place: PointPlace) -> _Placer | None:
         with self._lock:
@@ -535,12 +537,16 @@ class PointCircles:
         with self._lock:
             self.hits += 1
 
-    def _placer(self, key: str, region) -> _Placer:
+    def _built_placer(self, key: str, region) -> _Placer | None:
         with self._lock:
             placer = self._placers.get(key)
-        if placer is not None and placer.region is region:
+        return placer if placer is not None and placer.region is region else None
+
+    def _placer(self, key: str, region) -> _Placer:
+        placer = self._built_placer(key, region)
+        if placer is not None:
             return placer
-        fresh = _Placer(region, next(self._generations))  # a few ms, outside the lock
+        fresh = _Placer(region, next(self._generations))  # some 60 ms (its circle maker), outside the lock
         with self._lock:
             placer = self._placers.get(key)
             if placer is not None and placer.region is region:

@@ -17,7 +17,7 @@ from api.auth import Principal
 from api.errors import NotFound
 from api.services import scenarios as sc
 from api.services.circle_process import CircleProcess
-from api.services.coverage import DEFAULT_POINT_CIRCLE_CACHE_SIZE, CoverageIndex, PlaceMismatch, PointCircles, answer_json
+from api.services.coverage import DEFAULT_POINT_CIRCLE_CACHE_SIZE, CoverageIndex, PlaceMismatch, PointCircles, PointPlace, answer_json
 from api.services.regions import RegionService, point_site
 from api.services.scenario_service import ScenarioService
 
@@ -50,6 +50,7 @@ class CoverageService:
         self.point_circles = PointCircles(maxsize=point_circle_cache_size)
         #: new care circles of points of the regions it loaded are drawn by child processes (see CircleProcess)
         self.drawer = drawer
+        self._drawn_here: set[str] = set()  # regions whose child placed a point elsewhere
         #: otherwise one at a time per process, in a thread of lower priority: a burst of new points then
         #: shares the interpreter with one computation, not dozens, and the cores go to the quick answers first
         self._new_circles = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geoplan-new-circles",
@@ -61,6 +62,12 @@ class CoverageService:
             return self.regions.coverage(key)
         record = self.scenarios.get_in(key, scenario_id, who)
         return self.regions.scenario_coverage(key, record.spec_hash, lambda: self.scenarios.end_state_report(record, with_circles=False))
+
+    def close(self) -> None:
+        """Stop the care-circle processes and the thread drawing new circles."""
+        if self.drawer is not None:
+            self.drawer.close()
+        self._new_circles.shutdown(wait=False, cancel_futures=True)
 
     def prepare_circles(self, key: str) -> None:
         """Build now what the region's first care circle of a point would (the placer, the walk kernels), answering nothing.
@@ -119,20 +126,24 @@ class CoverageService:
         region = self.regions.loaded(key)
         if region is None:
             return None
-        place = self.point_circles.place(key, region, lon=lon, lat=lat, coord_system=coord_system)
+        place = self.point_circles.place(key, region, lon=lon, lat=lat, coord_system=coord_system, prepare=False)
         return None if place is None else self.point_circles.kept_json(place, thresholds_min)
 
-    def _drawn_by_child(self, key: str, place, *, lon: float, lat: float, coord_system: str,
+    def _drawn_by_child(self, key: str, place: PointPlace, *, lon: float, lat: float, coord_system: str,
                         thresholds_min: tuple[float, ...]) -> bytes | None:
-        """The child's JSON answer for a point it placed where this process did (its refusal raised); None: draw it here."""
-        if self.drawer is None or not self.regions.loads_itself(key):
+        """The child's JSON answer for a point it placed where this process did (its refusal raised); None: draw it here.
+
+        A child that places a point elsewhere is not asked for that region again.
+        """
+        if self.drawer is None or key in self._drawn_here or not self.regions.loads_itself(key):
             return None
         drawn = self.drawer.draw(key, lon=lon, lat=lat, coord_system=coord_system, thresholds_min=thresholds_min)
         if drawn is None:
             return None
         if drawn.place != (place.key[1:], place.xy, place.on_street):
-            log.warning("the care-circle process placed a point of %s at %s, this process at %s: drawn here", key,
-                        drawn.place and drawn.place[0], place.key[1:])
+            self._drawn_here.add(key)
+            log.warning("the care-circle process placed a point of %s at %s, this process at %s: its new circles are "
+                        "drawn here from now on", key, drawn.place and drawn.place[0], place.key[1:])
             return None
         if drawn.refusal is not None:
             raise drawn.refusal

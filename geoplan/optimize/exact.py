@@ -604,8 +604,7 @@ def _lp_support_plan(pattern, need, target, x_lp, chosen, cap, solver, deadline)
     model = _cover_model("target_lp_support", sub, sense="min", count=limit, need_at_least=target)
     now = time.perf_counter()
     ends = now + 10.0 if deadline is None else now + HEURISTIC_SHARE * max(deadline - now, 0.0)
-    solution, _ = _solve_residual(model, _start(sub, chosen), dataclasses.replace(solver, time_limit_s=ends - now), ends,
-                                  stage="heuristic")
+    solution, _ = _solve_residual(model, _start(sub, chosen), solver, ends, stage="heuristic")
     if solution is None or solution.values is None:
         return None
     plan = _opened(m, sub, solution.values)

@@ -184,9 +184,6 @@ def _main_budget(solver: SolverOptions, mip: MipModel, deadline: float | None) -
     return dataclasses.replace(solver, time_limit_s=max(solver_budget(mip, deadline - finish_s(mip)), floor))
 
 
-NO_TIME = "not run: no time left"
-
-
 def _refine(second: MipModel, values: np.ndarray, solver: SolverOptions, deadline: float | None) -> tuple[np.ndarray, SolverStats | None]:
     """Keep the optimal count/cost and maximise the weighted people reached (the already-covered ones included).
 
@@ -194,7 +191,7 @@ def _refine(second: MipModel, values: np.ndarray, solver: SolverOptions, deadlin
     """
     budget = solver_budget(second, None if deadline is None else deadline - finish_s(second))
     if budget is not None and budget < MIN_SOLVE_S:
-        return values, not_run(second, values, solver, NO_TIME, stage="refine")
+        return values, not_run(second, values, solver, exact.NO_TIME, stage="refine")
     limited = solver if budget is None else dataclasses.replace(solver, time_limit_s=budget)
     try:
         result = solve_model(second, limited, stage="refine")

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 CHECK_TOLERANCE = 1e-6
 #: What a solve takes besides the solver's own run, to keep within a time limit: a fixed part, and per nonzero
 #: (building the PuLP model, handing it to HiGHS, reading the answer back, checking it; measured about 4 us per
-#: nonzero on a 2-core machine under load).
+#: nonzero on a 2-core machine under load, padded to 6).
 OVERHEAD_S, OVERHEAD_PER_NONZERO_S = 0.1, 6e-6
 #: What follows a stage on the whole model (its plan checked, the refining model built, decoding): see :func:`finish_s`.
 FINISH_S, FINISH_PER_NONZERO_S = 0.05, 3e-7

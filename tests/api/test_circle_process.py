@@ -48,11 +48,14 @@ def here(settings):
 def drawn(settings):
     regions = RegionService(settings)
     regions.get("wuchang")
-    drawer = CircleProcess(settings)
-    drawer.start(("wuchang",))
+    drawer = CircleProcess(settings, ("wuchang",))
+    drawer.start()
     wait_ready(drawer)
-    yield CoverageService(regions, scenarios=None, drawer=drawer)
-    drawer.close()
+    assert drawer.prepared() == ["wuchang"]
+    service = CoverageService(regions, scenarios=None, drawer=drawer)
+    yield service
+    service.close()
+    assert drawer.prepared() == [] and not drawer.ready("wuchang")  # closed: not started again
 
 
 def point_json(service: CoverageService, lon: float, lat: float) -> bytes:
@@ -99,7 +102,7 @@ def test_a_killed_child_costs_no_answer(drawn, here):
 def test_regions_handed_in_are_drawn_here(settings, wuchang):
     regions = RegionService(settings)
     regions.put(wuchang, "wuchang")
-    drawer = CircleProcess(settings)
+    drawer = CircleProcess(settings, ("wuchang",))
     try:
         service = CoverageService(regions, scenarios=None, drawer=drawer)
         point_json(service, *POINTS[0])
@@ -108,20 +111,36 @@ def test_regions_handed_in_are_drawn_here(settings, wuchang):
         drawer.close()
 
 
-def test_a_child_that_cannot_load_a_region_leaves_it_to_the_web_worker(settings, caplog):
-    drawer = CircleProcess(settings.model_copy(update={"preload": ()}))
+def test_a_child_that_cannot_load_its_region_is_replaced_and_the_web_worker_draws(settings, caplog):
+    drawer = CircleProcess(settings, ("nowhere",))
     try:
-        deadline = time.monotonic() + 120
-        while not drawer._prepare("nowhere").done():
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
         with caplog.at_level("WARNING", logger="api.services.circle_process"):
-            assert not drawer.ready("nowhere") and not drawer.ready("nowhere")
+            drawer.start()
+            deadline = time.monotonic() + 120
+            while drawer.restarts == 0:  # the child fails while loading, and is replaced
+                assert not drawer.ready("nowhere") and time.monotonic() < deadline
+                time.sleep(0.1)
         assert drawer.draw("nowhere", lon=114.3, lat=30.5, coord_system="wgs84", thresholds_min=THRESHOLDS) is None
         told = [r.getMessage() for r in caplog.records]
-        assert len(told) == 1 and "could not prepare nowhere" in told[0] and "Unknown region" in told[0]
+        assert "could not start" in told[0] and "Unknown region" in told[0] and "starting it again" in told[0]
+        assert drawer.drawn == 0 and drawer.prepared() == []
     finally:
         drawer.close()
+
+
+def test_a_hung_child_is_replaced(drawn, here, monkeypatch):
+    from api.services import circle_process
+
+    monkeypatch.setattr(circle_process, "DRAW_TIMEOUT_S", 1e-4)  # every answer comes too late
+    (child,) = children(drawn.drawer)
+    lon, lat = POINTS[2]
+    assert point_json(drawn, lon, lat) == point_json(here, lon, lat)  # drawn here
+    assert drawn.drawer.restarts == 1 and drawn.drawer.drawn == 0
+    child.join(10)
+    assert not child.is_alive()  # stopped, not left running
+    monkeypatch.setattr(circle_process, "DRAW_TIMEOUT_S", 60.0)
+    wait_ready(drawn.drawer)
+    assert point_json(drawn, *POINTS[3]) == point_json(here, *POINTS[3]) and drawn.drawer.drawn == 1
 
 
 def test_the_child_ends_with_its_web_worker(settings, tmp_path):
@@ -137,8 +156,9 @@ def test_the_child_ends_with_its_web_worker(settings, tmp_path):
         "from api.settings import Settings\n"
         "from api.services.circle_process import CircleProcess\n"
         "if __name__ == '__main__':\n"
-        "    drawer = CircleProcess(Settings.model_validate_json(sys.argv[1]).model_copy(update={'preload': ()}))\n"
-        "    drawer._pool_now().submit(int).result()\n"
+        "    drawer = CircleProcess(Settings.model_validate_json(sys.argv[1]), ('wuchang',))\n"
+        "    while not drawer.ready('wuchang'):\n"
+        "        time.sleep(0.1)\n"
         "    print(list(drawer._pool._processes)[0], flush=True)\n"
         "    time.sleep(600)\n"
     )

@@ -26,4 +26,5 @@ def test_unknown_region_is_404_and_names_the_known_ones(client):
 
 
 def test_health(client):
-    assert client.get("/health", headers={"Authorization": ""}).json() == {"status": "ok", "regions_loaded": ["wuchang"], "auth": "on", "job_workers": 1}
+    assert client.get("/health", headers={"Authorization": ""}).json() == {"status": "ok", "regions_loaded": ["wuchang"], "auth": "on", "job_workers": 1,
+                                                                                "circle_process_regions": None}
