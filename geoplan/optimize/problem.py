@@ -16,10 +16,14 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 from geoplan.demand import population_columns
 from geoplan.errors import InputError

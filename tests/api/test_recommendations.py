@@ -1,5 +1,3 @@
-import pytest
-
 from geoplan.coverage import coverage_summary
 from geoplan.optimize import planning_sites
 from tests.api.conftest import assert_error, wait_for_job
