@@ -334,7 +334,7 @@ class _Placer:
         column = {g: j for j, g in enumerate(groups)}
         row_of = reach.site_ids.get_indexer(circles["site_id"])
         people = [
-            {g: round(float(within[row.threshold_min][row_of[i], column[g]]), 1) for g in groups}
+            {g: round(float(within[row.threshold_min][row_of[i], column[g]]), 2) for g in groups}
             for i, row in enumerate(circles.itertuples())
         ]
         circles = circles.assign(people=people)

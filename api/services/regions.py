@@ -127,7 +127,7 @@ class RegionService:
                 )
             within = {t: catchments(region.demand, reach, threshold_min=t) for t in set(circles["threshold_min"])}
             people = [
-                {g: round(float(within[row.threshold_min].loc[row.site_id, g]), 1) for g in region.groups}
+                {g: round(float(within[row.threshold_min].loc[row.site_id, g]), 2) for g in region.groups}
                 for row in circles.itertuples()
             ]
             circles = circles.assign(people=people)

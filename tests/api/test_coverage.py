@@ -129,3 +129,18 @@ def test_cell_table_gives_the_features_the_report_alone_gives(wuchang):
     doubled = CoverageIndex.build(dataclasses.replace(report, region=other), cells)
     assert doubled.people is not cells.people
     assert doubled.people["pop_60"].sum() == pytest.approx(2 * cells.people["pop_60"].sum())
+
+
+def test_care_circle_people_are_the_catchments_to_a_hundredth(client, wuchang):
+    """People in a circle come to 0.01, as the gap cells' do: a page rounding them to whole people agrees with the gains."""
+    from geoplan.coverage import catchments
+
+    sites = wuchang.candidates.index[:4]
+    reach = wuchang.reach(wuchang.candidates.loc[sites], cutoff_min=15)
+    for site in sites:
+        body = client.get("/regions/wuchang/care-circles", params={"site_id": site}).json()
+        for feature in body["features"]:
+            threshold = feature["properties"]["threshold_min"]
+            expected = catchments(wuchang.demand, reach, threshold_min=threshold).loc[site]
+            for group, value in feature["properties"]["people"].items():
+                assert value == round(float(expected[group]), 2), (site, threshold, group)
