@@ -79,9 +79,16 @@ class CircleProcess:
             if self._closed or self.restarts > MAX_RESTARTS:
                 return False
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_start_child, initargs=(self.settings, self.regions, os.getpid()))
-                self._started = self._pool.submit(_check_started)
+                try:
+                    self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=_start_child, initargs=(self.settings, self.regions, os.getpid()))
+                    self._started = self._pool.submit(_check_started)
+                except (OSError, RuntimeError) as exc:  # no process could be started here (limits, an unguarded script)
+                    self._pool, self._started = None, None
+                    self.restarts += 1
+                    log.warning("the care-circle process could not be started (%s: %s); new care circles are drawn in "
+                                "the web worker meanwhile", type(exc).__name__, exc)
+                    return False
             pool, started = self._pool, self._started
         if not started.done():
             return False

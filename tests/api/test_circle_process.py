@@ -172,3 +172,22 @@ def test_the_child_ends_with_its_web_worker(settings, tmp_path):
         child.wait(timeout=30)  # raises psutil.TimeoutExpired if the child stays
     finally:
         worker.kill()
+
+
+def test_no_process_to_start_leaves_the_drawing_to_the_web_worker(settings, monkeypatch, caplog):
+    from api.services import circle_process
+
+    def no_processes(*args, **kwargs):
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(circle_process, "ProcessPoolExecutor", no_processes)
+    drawer = CircleProcess(settings, ("wuchang",))
+    with caplog.at_level("WARNING", logger="api.services.circle_process"):
+        drawer.start()
+        assert not drawer.ready("wuchang")
+        assert drawer.draw("wuchang", lon=114.3, lat=30.5, coord_system="wgs84", thresholds_min=THRESHOLDS) is None
+    assert drawer.restarts == 3 and drawer.prepared() == []
+    assert "could not be started" in caplog.records[0].getMessage()
+    for _ in range(circle_process.MAX_RESTARTS):  # then it stops trying
+        drawer.ready("wuchang")
+    assert drawer.restarts == circle_process.MAX_RESTARTS + 1
