@@ -44,7 +44,7 @@ MAX_RESTARTS = 5
 class Drawn:
     """A child's answer: the point's place (without the child's generation) and the answer's JSON, or its refusal."""
 
-    place: tuple | None  # (edge_id, position_m, access_m), xy, on_street; None when the child did not place it
+    place: tuple | None  # the child's PointPlace.spot; None when it did not place the point
     body: bytes | None
     refusal: Exception | None = None
 
@@ -92,7 +92,7 @@ class CircleProcess:
             pool, started = self._pool, self._started
         if not started.done():
             return False
-        if started.cancelled() or started.exception() is not None:  # the child died or failed while loading
+        if not _succeeded(started):  # the child died or failed while loading
             self._restart(pool, "could not start: " + ("cancelled" if started.cancelled() else str(started.exception())))
             return False
         return True
@@ -101,8 +101,7 @@ class CircleProcess:
         """The regions a child has ready (asking nothing of the children)."""
         with self._lock:
             started = self._started
-        ok = started is not None and started.done() and not started.cancelled() and started.exception() is None
-        return list(self.regions) if ok else []
+        return list(self.regions) if started is not None and started.done() and _succeeded(started) else []
 
     def draw(self, key: str, *, lon: float, lat: float, coord_system: str, thresholds_min: tuple[float, ...]) -> Drawn | None:
         """The child's answer for a point of ``key``, or None when the web worker is to draw it itself (no child ready,
@@ -149,6 +148,10 @@ class CircleProcess:
         for process in running:  # a child stuck in a circle would otherwise keep its CPU
             if process.is_alive():
                 process.kill()
+
+
+def _succeeded(done: Future) -> bool:
+    return not done.cancelled() and done.exception() is None
 
 
 def _children(pool: ProcessPoolExecutor) -> list:
@@ -198,7 +201,7 @@ def _draw(key: str, lon: float, lat: float, coord_system: str, thresholds_min: t
     _check_started()
     region = _service.regions.get(key)
     place = _service.point_circles.place(key, region, lon=lon, lat=lat, coord_system=coord_system)
-    where = None if place is None else (place.key[1:], place.xy, place.on_street)
+    where = None if place is None else place.spot
     try:
         body = _service.circles_for_point_json(key, lon=lon, lat=lat, coord_system=coord_system, thresholds_min=thresholds_min)
     except InputError as exc:

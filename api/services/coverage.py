@@ -254,6 +254,11 @@ class PointPlace:
     xy: tuple[float, float]
     on_street: tuple[float, float] | None = None  # the snapped position (snap_x, snap_y)
 
+    @property
+    def spot(self) -> tuple:
+        """The place without the loaded region's generation: what another process placing the point finds as well."""
+        return self.key[1:], self.xy, self.on_street
+
 
 class PlaceMismatch(Exception):
     """The fast placing of a point disagrees with ``point_site`` and ``snap_to_network`` (answer it uncached)."""

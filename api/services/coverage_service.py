@@ -140,7 +140,7 @@ class CoverageService:
         drawn = self.drawer.draw(key, lon=lon, lat=lat, coord_system=coord_system, thresholds_min=thresholds_min)
         if drawn is None:
             return None
-        if drawn.place != (place.key[1:], place.xy, place.on_street):
+        if drawn.place != place.spot:
             self._drawn_here.add(key)
             log.warning("the care-circle process placed a point of %s at %s, this process at %s: its new circles are "
                         "drawn here from now on", key, drawn.place and drawn.place[0], place.key[1:])

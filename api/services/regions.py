@@ -98,7 +98,11 @@ class RegionService:
 
     def cells(self, key: str) -> CellTable:
         """The region's demand cells ready to send, shared by its coverage and every scenario's."""
-        return self._cells.get(key, lambda: CellTable.of(self.get(key).demand, self.get(key).groups))
+        def build() -> CellTable:
+            region = self.get(key)
+            return CellTable.of(region.demand, region.groups)
+
+        return self._cells.get(key, build)
 
     def peek_coverage(self, key: str) -> CoverageIndex | None:
         return self._coverage.peek(key) if key in self._allowed else None
