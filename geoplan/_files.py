@@ -45,7 +45,8 @@ def read_vector(path: str | Path, *, what: str, layer: str | None = None) -> gpd
         if path.suffix.lower() in (".parquet", ".geoparquet"):
             frame = gpd.read_parquet(path)
         else:
-            frame = gpd.read_file(path, layer=layer)
+            encoding = shapefile_encoding(path)
+            frame = gpd.read_file(path, layer=layer, **({"encoding": encoding} if encoding else {}))
     except Exception as exc:  # GDAL, pyarrow and fiona raise many kinds
         raise InputError(
             f"Cannot read the {what} file {path} ({exc}). Give a GeoJSON, GeoPackage, Shapefile or GeoParquet layer"
@@ -54,6 +55,41 @@ def read_vector(path: str | Path, *, what: str, layer: str | None = None) -> gpd
     if frame.empty:
         raise EmptyDataError(f"The {what} file {path} has no features.")
     return frame
+
+
+#: Bytes of a .dbf read to tell its text encoding.
+_DBF_SAMPLE_BYTES = 8 << 20
+
+
+def shapefile_encoding(path: Path) -> str | None:
+    """The text encoding of a Shapefile's .dbf that declares none (no .cpg, no language byte), or ``None``.
+
+    GDAL reads such a .dbf as Latin-1, which turns Chinese names and headers
+    into junk without an error. Files written in China are mostly GBK, newer
+    ones UTF-8: the .dbf's bytes are tried as UTF-8, then as GB18030 (a
+    superset of GBK); ``None`` when it is plain ASCII, declares its encoding,
+    or is neither.
+    """
+    if path.suffix.lower() != ".shp":
+        return None
+    if any(path.with_suffix(ext).exists() for ext in (".cpg", ".CPG")):
+        return None
+    dbf = next((p for p in (path.with_suffix(".dbf"), path.with_suffix(".DBF")) if p.exists()), None)
+    if dbf is None:
+        return None
+    with open(dbf, "rb") as handle:
+        sample = handle.read(_DBF_SAMPLE_BYTES)
+    if len(sample) < 32 or sample[29] != 0 or max(sample[32:], default=0) < 0x80:  # byte 29: the language driver
+        return None
+    for encoding in ("utf-8", "gb18030"):
+        for cut in range(4):  # a sample may end inside a character
+            try:
+                sample[32:len(sample) - cut].decode(encoding)
+                return encoding
+            except UnicodeDecodeError:
+                if len(sample) < _DBF_SAMPLE_BYTES:
+                    break
+    return None
 
 
 def read_sheet(path: str | Path, *, what: str, sheet: str | int | None = None) -> tuple[pd.DataFrame, str]:

@@ -12,10 +12,12 @@ import geopandas as gpd
 import pandas as pd
 
 from geoplan import _files
+from geoplan.errors import InputError
 from geoplan.coverage import by_unit, catchments, coverage_summary, gaps, nearest_time_s
 from geoplan.isochrones import care_circles
 from geoplan.reach import ReachMatrix
 from geoplan.region import Region
+from geoplan.tiers import SERVED_BY
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +114,16 @@ def analyse_coverage(
     thresholds_min: tuple[float, ...] | None = None,
     gap_group: str = "pop_60",
     with_circles: bool = True,
+    serving: str | None = None,
 ) -> CoverageReport:
     """Coverage of ``region`` by ``sites`` (default: its existing facilities, else every candidate site).
 
     A region with no known facilities is analysed as if a station stood at
     every candidate site: the most a one-per-community plan could reach. The
-    report says which it is.
+    report says which it is. ``serving`` (a kind, e.g. ``"station"``) counts
+    only the sites that serve it (:data:`geoplan.tiers.SERVED_BY`: stations and
+    the centres for day care, as the targets review counts them); ``None``
+    counts every site, of whatever kind.
     """
     thresholds = tuple(thresholds_min or region.thresholds_min)
     if sites is None:
@@ -125,6 +131,7 @@ def analyse_coverage(
         sites = region.facilities if source == "facilities" else region.candidates
     else:
         source = "given"
+    sites = sites_serving(sites, serving)
     sites = sites.to_crs(region.crs)
     reach = region.reach(sites, cutoff_min=max(thresholds))
     demand = region.demand
@@ -151,6 +158,23 @@ def analyse_coverage(
         circles=circles,
         site_source=source,
     )
+
+
+def sites_serving(sites: gpd.GeoDataFrame, kind: str | None) -> gpd.GeoDataFrame:
+    """The sites whose kind serves ``kind`` (all of them for ``None``); an ``InputError`` when none does."""
+    if kind is None:
+        return sites
+    if kind not in SERVED_BY:
+        raise InputError(f"Unknown facility kind {kind!r}; use one of {', '.join(SERVED_BY)}.")
+    kinds = sites["kind"] if "kind" in sites else pd.Series("station", index=sites.index)
+    kept = sites[kinds.isin(SERVED_BY[kind]).to_numpy()]
+    if len(sites) and kept.empty:
+        found = ", ".join(f"{k} {n}" for k, n in kinds.value_counts().items())
+        raise InputError(
+            f"None of the {len(sites)} sites serves {kind} care (they are {found}; {kind} care is given by "
+            f"{', '.join(SERVED_BY[kind])}). Count another kind, or every site."
+        )
+    return kept
 
 
 def _plain(layer: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

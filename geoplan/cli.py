@@ -23,6 +23,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from geoplan.errors import GeoplanError, InputError
+from geoplan.tiers import SERVED_BY
 
 app = typer.Typer(
     help="geoplan: 15-minute elderly-care circles, coverage gaps and care-site planning for Chinese cities.",
@@ -105,6 +106,7 @@ def coverage(
     map_path: Annotated[Optional[Path], typer.Option("--map", help="Where to write the web map (default maps/<region>_coverage.html).")] = None,
     basemap: Annotated[str, typer.Option(help="'none' (works offline) or 'osm' (OpenStreetMap tiles, needs internet).")] = "none",
     circles: Annotated[bool, typer.Option(help="Draw care circles (isochrones) for every site.")] = True,
+    kind: Annotated[str, typer.Option(help="Facilities counted: 'all' (every kind), 'station' (day care: stations and centres, as the targets review counts), 'canteen' (meals: canteens and centres), 'home'.")] = "all",
     cache_dir: CacheOpt = None,
 ) -> None:
     """Who lives within a 5/10/15-minute walk of care, in people, with gap layers and a web map."""
@@ -115,7 +117,7 @@ def coverage(
     with _progress() as progress:
         loaded = _load_region(progress, region, facilities, coord_system, drop_outside, cache_dir, sheet=sheet)
         step = progress.add_task("Walking times, coverage and care circles", total=None)
-        report = analyse_coverage(loaded, with_circles=circles)
+        report = analyse_coverage(loaded, with_circles=circles, serving=None if kind.strip().lower() == "all" else kind.strip().lower())
         progress.update(step, completed=1, total=1)
         step = progress.add_task("Writing layers and map", total=None)
         out_dir = out or Path("out") / loaded.key
@@ -272,7 +274,13 @@ def _print_context(report) -> None:
             highlight=False,
         )
     else:
-        console.print(f"{name}: {len(report.sites)} existing facilities.", highlight=False)
+        kinds = report.sites["kind"].value_counts().items() if "kind" in report.sites else [("station", len(report.sites))]
+        counted = ", ".join(f"{k} {n}" for k, n in kinds)
+        left = len(region.facilities) - len(report.sites) if report.site_source == "facilities" else 0
+        mixed = "kind" in report.sites and not report.sites["kind"].isin(SERVED_BY["station"]).all()
+        note = f"; {left} of other kinds not counted (--kind all counts them)" if left > 0 else (
+            "; every kind counts (--kind station counts day care only, as `geoplan targets` does)" if mixed else "")
+        console.print(f"{name}: {len(report.sites)} existing facilities counted ({counted}){note}.", highlight=False)
     if region.census_factors:
         factors = ", ".join(f"{g} x{f:.2f}" for g, f in region.census_factors.items())
         console.print(f"Population scaled to the 2020 census totals ({factors}).", highlight=False)

@@ -10,7 +10,9 @@ touching code.
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
+import warnings
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -169,7 +171,7 @@ class RuralSource:
 
 @dataclass(frozen=True)
 class AnalysisSettings:
-    thresholds_min: tuple[int, ...] = (5, 10, 15)
+    thresholds_min: tuple[float, ...] = (5, 10, 15)
     max_access_m: float = 500.0
 
 
@@ -319,8 +321,11 @@ def _section(cls, values: Any, path: Path, name: str):
     missing = [k for k in required if k not in values]
     if missing:
         raise ConfigError(f"[{name}] in {path} lacks {', '.join(missing)}.")
+    types = {f.name: f.type for f in fields(cls)}
     converted = {}
     for key, value in values.items():
+        if key not in _PATH_KEYS and key not in _OWN_CHECKS:
+            value = _checked_type(value, types[key], path, name, key)
         if key in _PATH_KEYS:
             value = _path(value, path, name) if value not in ("", None) else None
             if value is None and key in required:
@@ -334,10 +339,23 @@ def _section(cls, values: Any, path: Path, name: str):
         converted[key] = value
     if name == "analysis":
         thresholds = converted.get("thresholds_min", AnalysisSettings.thresholds_min)
-        if any(not isinstance(t, (int, float)) or t <= 0 for t in thresholds):
+        if any(isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < math.inf for t in thresholds):
             raise ConfigError(f"[analysis] thresholds_min in {path} must be positive minutes, got {list(thresholds)}.")
-    if name == "network" and converted.get("walk_speed_mps", 1.0) <= 0:
-        raise ConfigError(f"[network] walk_speed_mps in {path} must be positive.")
+        if len(set(thresholds)) < len(thresholds):
+            raise ConfigError(f"[analysis] thresholds_min in {path} repeats a threshold: {list(thresholds)}; give each once.")
+        access = converted.get("max_access_m", AnalysisSettings.max_access_m)
+        if not 0 < access < math.inf:
+            raise ConfigError(f"[analysis] max_access_m in {path} must be a positive distance in metres (e.g. 500), got {access!r}.")
+    if name == "network":
+        speed = converted.get("walk_speed_mps", 1.0)
+        if not 0 < speed < math.inf:
+            raise ConfigError(f"[network] walk_speed_mps in {path} must be positive (a speed in m/s, e.g. 1.0), got {speed!r}.")
+        if not MIN_WALK_SPEED_MPS <= speed <= MAX_WALK_SPEED_MPS:
+            warnings.warn(
+                f"[network] walk_speed_mps = {speed:g} in {path} is not a walking speed: older people walk about 0.8-1.2 m/s "
+                f"(geoplan's default is 1.0). Every walking time and circle is computed at {speed:g} m/s.",
+                UserWarning, stacklevel=2,
+            )
     if name == "census" and "max_factor" in converted:
         factor = converted["max_factor"]
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
@@ -357,6 +375,84 @@ def _section(cls, values: Any, path: Path, name: str):
     if name in ("facilities",) and converted.get("path") is None:
         return None
     return cls(**converted)
+
+
+#: Walking speeds outside this range (m/s) are accepted with a warning: older people walk about 0.8-1.2 m/s.
+MIN_WALK_SPEED_MPS, MAX_WALK_SPEED_MPS = 0.3, 2.5
+
+#: Keys whose values have their own check, with its own message, in :func:`_section`.
+_OWN_CHECKS = {"max_factor", "clip_to_network"}
+
+_TYPE_NAMES = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false", "dict": "a table",
+               "tuple": "a non-empty list", "None": "empty"}
+_PLURAL_NAMES = {"str": "texts", "int": "whole numbers", "float": "numbers", "bool": "true or false values"}
+
+
+def _checked_type(value: Any, hint: str, path: Path, section: str, key: str) -> Any:
+    """The value if its TOML type is the field's (``hint``, the dataclass annotation as text), else a ``ConfigError``.
+
+    A whole number given for text (``code = 420106``, ``name = 42``) is taken as its text.
+    """
+    options = [part.strip() for part in _top_level_split(str(hint))]
+    bases = [option.split("[", 1)[0] for option in options]
+    for option, base in zip(options, bases):
+        if base == "Any" or (base == "None" and value is None):
+            return value
+        if base == "bool" and isinstance(value, bool):
+            return value
+        if base == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if base == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        if base == "str" and isinstance(value, str):
+            return value
+        if base == "dict" and isinstance(value, dict):
+            return value
+        if base == "tuple" and isinstance(value, list):
+            inner = option[len("tuple["):-1].split(",")[0].strip()
+            wrong = [v for v in value if not _is_type(v, inner)]
+            if not wrong:
+                return value
+            raise ConfigError(
+                f"[{section}] {key} in {path} must be a list of {_PLURAL_NAMES.get(inner, inner)}, got {value!r} ({wrong[0]!r} is not)."
+            )
+    if "str" in bases and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    wanted = " or ".join(dict.fromkeys(_type_text(o) for o in options if o != "None"))
+    quoted = " (remove the quotes)" if isinstance(value, str) and _unquoted(value) in bases else ""
+    raise ConfigError(f"[{section}] {key} in {path} must be {wanted}, got {value!r}{quoted}.")
+
+
+def _unquoted(text: str) -> str | None:
+    """The TOML type ``text`` would have without its quotes (``"1.0"`` -> float), if a number or a boolean."""
+    try:
+        parsed = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return None
+    return {bool: "bool", int: "int", float: "float"}.get(type(parsed))
+
+
+def _is_type(value: Any, name: str) -> bool:
+    if name in ("int", "float") and isinstance(value, bool):
+        return False
+    return isinstance(value, {"int": int, "float": (int, float), "str": str, "bool": bool}.get(name, object))
+
+
+def _type_text(option: str) -> str:
+    return _TYPE_NAMES.get(option.split("[", 1)[0], option)
+
+
+def _top_level_split(hint: str) -> list[str]:
+    """``"dict[str, str | int] | None"`` -> ``["dict[str, str | int]", "None"]``."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(hint):
+        depth += char == "["
+        depth -= char == "]"
+        if char == "|" and depth == 0:
+            parts.append(hint[start:i])
+            start = i + 1
+    parts.append(hint[start:])
+    return parts
 
 
 def _check_units(values: dict, path: Path) -> None:

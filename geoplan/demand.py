@@ -53,6 +53,16 @@ MAX_CENSUS_FACTOR = 4.0
 #: census area, but not all of it, gives such factors too.
 WARN_CENSUS_FACTOR = 2.5
 
+#: Most of the region's area that may lie outside the population raster's extent: the people there would
+#: be missing (or, with census totals, pushed into the rest). Beyond it the load is refused; any part
+#: outside is warned about.
+MAX_OUTSIDE_RASTER = 0.02
+#: Share of the region's cells that may hold no data in every band before a warning. The shipped WorldPop
+#: grid gives water and fields 0 people, not no data (under 1 % of the shipped regions' cells); a
+#: settlement-constrained raster leaves unsettled land without data, and a raster masked to another area
+#: leaves the rest of the region so.
+WARN_NODATA_SHARE = 0.25
+
 #: Census columns that hold each group's count (``pop_60`` -> ``pop_60plus``; the total is ``pop_total``).
 CENSUS_COLUMNS: dict[str, str] = {"pop_total": "pop_total", **{g: f"{g}plus" for g in ("pop_60", "pop_65", "pop_80")}}
 
@@ -110,6 +120,7 @@ def load_demand(
         area = boundary.to_crs(source.crs)
         region = shapely.union_all(area.geometry.to_numpy())
         window = _window_over(source, region, path)
+        _check_extent(source, region, path)
         data = source.read(list(band_numbers.values()), window=window, masked=True)
         transform = source.window_transform(window)
         width = source.width
@@ -123,6 +134,7 @@ def load_demand(
     values = np.ma.filled(data.reshape(len(band_numbers), -1).astype("float64"), 0.0)
     values = np.where(values < 0, 0.0, values)  # negative fill values that escaped the nodata mask
     populated = inside & (values.sum(axis=0) > 0)
+    _check_nodata(np.ma.getmaskarray(data).reshape(len(band_numbers), -1).all(axis=0), inside, path)
     if not populated.any():
         raise EmptyDataError(f"The population raster {path} has no people inside the region.")
 
@@ -274,6 +286,34 @@ def _window_over(source, region: shapely.Geometry, path: Path) -> rasterio.windo
     window = window.round_offsets(op="floor").round_lengths(op="ceil")
     full = rasterio.windows.Window(0, 0, source.width, source.height)
     return window.intersection(full)
+
+
+def _check_extent(source, region: shapely.Geometry, path: Path) -> None:
+    """Refuse a raster that leaves more than :data:`MAX_OUTSIDE_RASTER` of the region out; warn about any part left out."""
+    if region.area <= 0:
+        return
+    extent = shapely.box(*source.bounds)
+    outside = shapely.difference(region, extent).area / region.area
+    if outside <= 1e-4:
+        return
+    text = (f"{outside:.1%} of the region lies outside the population raster {path.name} (raster bounds "
+            f"{np.round(source.bounds, 4).tolist()}, region bounds {np.round(region.bounds, 4).tolist()} in {source.crs}): "
+            "nobody would be counted there, and census totals would be pushed into the rest.")
+    if outside > MAX_OUTSIDE_RASTER:
+        raise InputError(f"{text} Give a raster that covers the whole region, or a boundary clipped to the raster.")
+    warnings.warn(f"{text} The people there are missing from every figure.", UserWarning, stacklevel=3)
+
+
+def _check_nodata(nodata: np.ndarray, inside: np.ndarray, path: Path) -> None:
+    """Warn when more than :data:`WARN_NODATA_SHARE` of the region's cells hold no data in any band."""
+    cells = int(inside.sum())
+    share = float((nodata & inside).sum()) / cells if cells else 0.0
+    if share > WARN_NODATA_SHARE:
+        warnings.warn(
+            f"{share:.0%} of the region's cells in the population raster {path.name} hold no data (water or unsettled "
+            "land in a constrained raster, or a raster masked to another area): nobody is counted there. Check that the raster covers the whole region.",
+            UserWarning, stacklevel=3,
+        )
 
 
 def _totals_text(demand: pd.DataFrame) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bz2
 import hashlib
 import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -319,6 +320,8 @@ def build_walk_network(
     if "highway" in edges:
         walkable = ~edges["highway"].astype(str).isin(excluded_highways)
         edges = edges[walkable]
+    else:
+        _warn_unclassified()
     if boundary is not None:
         edges = _clip_to_boundary(edges, boundary.to_crs(crs), buffer_m)
     edges = edges.reset_index(drop=True)
@@ -642,7 +645,18 @@ def _write_cache(network: WalkNetwork, cache_path: Path) -> None:
     log.info("network: cached at %s", cache_path)
 
 
+def _warn_unclassified() -> None:
+    warnings.warn(
+        "The street network has no 'highway' column, so every line is taken as walkable, motorways and elevated "
+        "roads included, and homes may be joined to them. Give each line its OSM class in a 'highway' column "
+        "(motorway, trunk, primary, residential, footway, ...), or remove the lines pedestrians cannot use.",
+        UserWarning, stacklevel=3,
+    )
+
+
 def _read_cache(cache_path: Path, walk_speed_mps: float) -> WalkNetwork:
     edges = gpd.read_parquet(cache_path / "edges.parquet")
+    if len(edges) and (edges["highway"].astype(str) == "unknown").all():
+        _warn_unclassified()
     nodes = gpd.read_parquet(cache_path / "nodes.parquet")
     return WalkNetwork(nodes=nodes, edges=edges, walk_speed_mps=walk_speed_mps)

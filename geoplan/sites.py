@@ -263,12 +263,18 @@ def _column_list(columns) -> str:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    """A CSV's rows, indexed by data row (1-based, as a planner counts them)."""
+    """A CSV's rows, indexed by data row (1-based, as a planner counts them); ids and unit codes kept as text."""
+    text_names = {n.lower() for n in (*_ID_NAMES, *(n for a in _CODE_ATTRIBUTES for n in _ATTRIBUTE_NAMES[a]))}
     try:
-        try:
-            table = pd.read_csv(path, encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            table = pd.read_csv(path, encoding="gb18030")  # files saved by Excel on Chinese Windows
+        for encoding in ("utf-8-sig", "gb18030"):  # gb18030: files saved by Excel on Chinese Windows
+            try:
+                header = pd.read_csv(path, encoding=encoding, nrows=0)
+                text = {c: str for c in header.columns if str(c).strip().lower() in text_names}
+                table = pd.read_csv(path, encoding=encoding, dtype=text)  # "007" stays "007", not 7
+                break
+            except UnicodeDecodeError:
+                if encoding == "gb18030":
+                    raise
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 or GBK text; save it as a UTF-8 CSV (Excel: Save As, CSV UTF-8).") from None
     except pd.errors.EmptyDataError as exc:
@@ -361,9 +367,22 @@ def _site_frame(table: pd.DataFrame, geometry: gpd.GeoSeries, *, kind: str, stat
     table = table.reset_index(drop=True)
     id_col = _files.find_column(table, _ID_NAMES)
     prefix = "f" if status == "existing" else "k"
-    ids = table[id_col].astype(str) if id_col else pd.Series([f"{prefix}{i + 1:03d}" for i in range(len(table))])
-    if ids.duplicated().any():
-        raise InputError(f"{path}: site ids repeat: {sorted(set(ids[ids.duplicated()]))[:10]}. Give each facility its own id.")
+    if id_col:
+        ids = _code_column(table[id_col])
+        blank = ids.isna().to_numpy()
+        if blank.any():
+            raise InputError(
+                f"{path}: rows {_files.row_list(rows[blank])} have no id (column {id_col!r}). Fill them in, or remove the "
+                "column to have geoplan number the facilities."
+            )
+    else:
+        ids = pd.Series([f"{prefix}{i + 1:03d}" for i in range(len(table))])
+    repeated = ids.duplicated(keep=False).to_numpy()
+    if repeated.any():
+        raise InputError(
+            f"{path}: site ids repeat: {sorted(set(ids[repeated]))[:10]} (rows {_files.row_list(rows[repeated])}). "
+            "Give each facility its own id."
+        )
     name_col = _files.find_column(table, _NAME_NAMES)
     kind_col = _files.find_column(table, _KIND_NAMES)
     kinds = _tier_values(table[kind_col]) if kind_col else pd.Series(kind, index=table.index)

@@ -225,3 +225,26 @@ def test_rescale_warns_about_a_large_factor_and_is_quiet_about_normal_ones():
             assert rescale_to_totals(frame, {"pop_80": 300 * factor})["pop_80"].sum() == pytest.approx(300 * factor)
     with pytest.warns(UserWarning, match=r"pop_80 ×3\.00 .*WorldPop and census counts of the same area differ by ×0\.4 to ×2\.5"):
         rescale_to_totals(frame, {"pop_80": 900})
+
+
+def test_raster_that_covers_only_part_of_the_region(small_raster):
+    """People beyond the raster's edge would be missing, or pushed by census totals into the rest: refused."""
+    half_out = gpd.GeoDataFrame(geometry=[shapely.box(X0 + 200, Y0, X0 + 600, Y0 + 400)], crs=UTM50)
+    with pytest.raises(InputError, match=r"50\.0% of the region lies outside the population raster pop\.tif.*covers the whole region"):
+        load_demand(small_raster, half_out, crs=UTM50, bands={"pop_total": 1}, census_totals={"pop_total": 1000})
+    edge = gpd.GeoDataFrame(geometry=[shapely.box(X0, Y0, X0 + 404, Y0 + 400)], crs=UTM50)  # 1 % beyond the edge
+    with pytest.warns(UserWarning, match=r"1\.0% of the region lies outside .*missing from every figure"):
+        demand = load_demand(small_raster, edge, crs=UTM50, bands={"pop_total": 1})
+    assert demand["pop_total"].sum() == TOTAL.sum()
+
+
+def test_raster_without_data_over_most_of_the_region_is_told(tmp_path, region_frame):
+    masked = TOTAL.astype(float).copy()
+    masked[:, 1:] = NODATA  # a raster masked to another area: two of the region's four cells hold no data
+    path = write_raster(tmp_path / "masked.tif", {"total_est": masked})
+    with pytest.warns(UserWarning, match=r"50% of the region's cells in the population raster masked\.tif hold no data"):
+        load_demand(path, region_frame, crs=UTM50, bands={"pop_total": 1})
+    path = write_raster(tmp_path / "pop.tif", {"total_est": TOTAL, "age60plus": AGE60})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # one cell without data in one band only: nothing to say
+        load_demand(path, region_frame, crs=UTM50, bands={"pop_total": 1, "pop_60": 2})
