@@ -87,6 +87,14 @@ def test_missing_key_in_a_section(tmp_path):
         ("thresholds_min = [5, 10, 15]", "thresholds_min = [5, 0, 15]", r"thresholds_min in .* must be positive minutes, got \[5, 0, 15\]"),
         ("thresholds_min = [5, 10, 15]", "thresholds_min = 15", r"thresholds_min in .* must be a non-empty list, got 15"),
         ("walk_speed_mps = 1.0", "walk_speed_mps = 0", r"\[network\] walk_speed_mps in .* must be positive"),
+        # a value of the wrong TOML type is refused, never taken for something else
+        ("walk_speed_mps = 1.0", 'walk_speed_mps = "1.0"', r"walk_speed_mps in .* must be a number, got '1\.0' \(remove the quotes\)"),
+        ("rescale = true", 'rescale = "false"', r"\[census\] rescale in .* must be true or false, got 'false' \(remove the quotes\)"),
+        ("thresholds_min = [5, 10, 15]", "thresholds_min = [true]", r"thresholds_min in .* must be a list of numbers, got \[True\]"),
+        ("thresholds_min = [5, 10, 15]", "thresholds_min = [15, 15]", r"thresholds_min in .* repeats a threshold: \[15, 15\]"),
+        ("max_access_m = 500", "max_access_m = -5", r"max_access_m in .* must be a positive distance in metres"),
+        ("max_access_m = 500", 'max_access_m = "500"', r"max_access_m in .* must be a number, got '500'"),
+        ('name = "Wuchang"', "name = 1.5", r"\[region\] name in .* must be text, got 1\.5\."),
     ],
 )
 def test_bad_values(tmp_path, old, new, message):
@@ -167,3 +175,20 @@ def test_census_max_factor(tmp_path):
     for bad in ("max_factor = 0.5", 'max_factor = "big"'):
         with pytest.raises(ConfigError, match=r"\[census\] max_factor in .*mine\.toml must be a number >= 1"):
             load_config(wuchang_toml(tmp_path, census(bad)))
+
+
+def test_whole_numbers_given_for_text_are_their_text(tmp_path):
+    """``code = 420106`` without quotes is the code '420106', as a planner means it."""
+    path = wuchang_toml(tmp_path, lambda t: t.replace('code = "420106"', "code = 420106", 1))
+    assert load_config(path).census.code == "420106"
+
+
+def test_thresholds_may_be_fractional_minutes(tmp_path):
+    path = wuchang_toml(tmp_path, lambda t: t.replace("thresholds_min = [5, 10, 15]", "thresholds_min = [7.5, 15]", 1))
+    assert load_config(path).analysis.thresholds_min == (7.5, 15)
+
+
+def test_a_speed_no_one_walks_at_is_warned_about(tmp_path):
+    path = wuchang_toml(tmp_path, lambda t: t.replace("walk_speed_mps = 1.0", "walk_speed_mps = 100", 1))
+    with pytest.warns(UserWarning, match=r"walk_speed_mps = 100 in .* is not a walking speed"):
+        assert load_config(path).network.walk_speed_mps == 100

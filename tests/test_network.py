@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import geopandas as gpd
 import networkx as nx
@@ -444,3 +445,18 @@ def test_a_second_writer_of_a_cached_network_keeps_the_first_ones_folder(tmp_pat
         (second / "edges.parquet").write_text("second")
     assert reader.read() == "first" and (target / "edges.parquet").read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["net-abc"]  # the second build is gone, not left beside it
+
+
+def test_streets_without_a_highway_class_are_told(tmp_path):
+    """A county's own centreline layer often has no OSM class: every line, motorways too, is then walkable."""
+    lines = [[(0, 0), (100, 0)], [(100, 0), (100, 100)]]
+    with pytest.warns(UserWarning, match=r"no 'highway' column, so every line is taken as walkable, motorways"):
+        build_walk_network(lines_frame(lines), crs=UTM50)
+    path = tmp_path / "centrelines.geojson"
+    lines_frame(lines).to_file(path, driver="GeoJSON")
+    for _ in range(2):  # built, then read from the cache: told both times
+        with pytest.warns(UserWarning, match=r"no 'highway' column"):
+            load_network(path, crs=UTM50, cache_dir=tmp_path / "cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        build_walk_network(lines_frame(lines, highway=["residential", "footway"]), crs=UTM50)

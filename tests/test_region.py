@@ -226,3 +226,18 @@ def test_another_facility_list_shares_the_prepared_router(wuchang):
     router = wuchang.router
     other = wuchang.with_facilities(wuchang.candidates.head(3))
     assert other.router is router and len(other.facilities) == 3
+
+
+def test_coverage_of_one_kind_of_care_counts_only_the_sites_that_give_it(wuchang):
+    """Day care is given by stations and centres (as the targets review counts it); a canteen or a home is not day care."""
+    sites = wuchang.candidates.iloc[:5].copy()
+    sites["kind"] = ["station", "canteen", "centre", "home", "station"]
+    day_care = analyse_coverage(wuchang, sites, serving="station", with_circles=False)
+    by_hand = analyse_coverage(wuchang, sites[sites["kind"].isin(["station", "centre"])], with_circles=False)
+    assert day_care.sites.index.tolist() == by_hand.sites.index.tolist() == [sites.index[0], sites.index[2], sites.index[4]]
+    pd.testing.assert_frame_equal(day_care.summary, by_hand.summary)
+    every = analyse_coverage(wuchang, sites, with_circles=False)
+    assert len(every.sites) == 5
+    assert (every.summary["covered"] >= day_care.summary["covered"]).all()
+    with pytest.raises(InputError, match=r"None of the 1 sites serves station care \(they are home 1; station care is given by station, centre"):
+        analyse_coverage(wuchang, sites.iloc[[3]], serving="station", with_circles=False)

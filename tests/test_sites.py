@@ -349,3 +349,32 @@ def test_a_file_no_reader_knows_says_which_formats_work(tmp_path):
     path.write_text("# not a layer\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"Cannot read the .*notes\.md .*Give a GeoJSON, GeoPackage, Shapefile or GeoParquet layer"):
         load_facilities(path, crs="EPSG:32650")
+
+
+def test_ids_are_kept_as_the_list_writes_them(tmp_path):
+    """"007" stays "007" (not 7), and a blank id is named by its row, not turned into "nan"."""
+    path = write_csv(tmp_path / "ids.csv", {"id": ["007", "010", "3"], "lon": [114.3, 114.31, 114.32], "lat": [30.5, 30.51, 30.52],
+                                            "community_code": ["001", "002", "003"]})
+    sites = load_facilities(path, crs=UTM50)
+    assert sites.index.tolist() == ["007", "010", "3"]
+    assert sites["community_code"].tolist() == ["001", "002", "003"]
+    blank = write_csv(tmp_path / "blank.csv", {"id": [1, None, 3], "lon": [114.3, 114.31, 114.32], "lat": [30.5, 30.51, 30.52]})
+    with pytest.raises(InputError, match=r"rows 2 have no id \(column 'id'\)\. Fill them in"):
+        load_facilities(blank, crs=UTM50)
+    repeated = write_csv(tmp_path / "rep.csv", {"id": ["a", "b", "a"], "lon": [114.3, 114.31, 114.32], "lat": [30.5, 30.51, 30.52]})
+    with pytest.raises(InputError, match=r"site ids repeat: \['a'\] \(rows 1, 3\)"):
+        load_facilities(repeated, crs=UTM50)
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "utf-8"])
+def test_shapefile_without_cpg_keeps_its_chinese_columns(tmp_path, encoding):
+    """GDAL reads a .dbf that declares no encoding as Latin-1: names, kinds and headers would turn to junk."""
+    frame = gpd.GeoDataFrame({"编号": ["S1", "S2"], "名称": ["江汉站", "长者饭堂"], "类型": ["社区养老服务站", "老年食堂"]},
+                             geometry=gpd.points_from_xy([114.27, 114.28], [30.58, 30.59]), crs=4326)
+    path = tmp_path / "list.shp"
+    frame.to_file(path, driver="ESRI Shapefile", encoding=encoding)
+    path.with_suffix(".cpg").unlink(missing_ok=True)
+    sites = load_facilities(path, crs=UTM50)
+    assert sites.index.tolist() == ["S1", "S2"]
+    assert sites["name"].tolist() == ["江汉站", "长者饭堂"]
+    assert sites["kind"].tolist() == ["station", "canteen"]
