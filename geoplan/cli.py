@@ -283,7 +283,11 @@ def _print_context(report) -> None:
         console.print(f"{name}: {len(report.sites)} existing facilities counted ({counted}){note}.", highlight=False)
     if region.census_factors:
         factors = ", ".join(f"{g} x{f:.2f}" for g, f in region.census_factors.items())
-        console.print(f"Population scaled to the 2020 census totals ({factors}).", highlight=False)
+        census = region.config.census
+        to = "the totals given in [census]" if census is not None and census.totals else "the 2020 census totals"
+        kept = [g for g in region.groups if g not in region.census_factors]
+        left = f"; {', '.join(kept)} keep the raster's counts" if kept else ""
+        console.print(f"Population scaled to {to} ({factors}){left}.", highlight=False)
     demand = region.demand
     detached = demand["component"] > 0
     if detached.any():

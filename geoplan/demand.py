@@ -146,6 +146,7 @@ def load_demand(
     frame.index = pd.Index(frame["raster_row"] * width + frame["raster_col"], name="demand_id")
     if census_totals:
         frame = rescale_to_totals(frame, census_totals)
+    _check_nesting(frame, band_numbers)
 
     half_w, half_h = abs(transform.a) / 2, abs(transform.e) / 2
     cx, cy = centre_x[populated], centre_y[populated]
@@ -286,6 +287,26 @@ def _window_over(source, region: shapely.Geometry, path: Path) -> rasterio.windo
     window = window.round_offsets(op="floor").round_lengths(op="ceil")
     full = rasterio.windows.Window(0, 0, source.width, source.height)
     return window.intersection(full)
+
+
+#: Age groups from the widest to the narrowest: each holds the next.
+_NESTED_GROUPS = ("pop_total", "pop_60", "pop_65", "pop_80")
+
+
+def _check_nesting(frame: pd.DataFrame, band_numbers: Mapping[str, int]) -> None:
+    """Warn when a band feeds two groups, or an older group outnumbers a wider one (80+ above 60+)."""
+    shared = [g for g, b in band_numbers.items() if list(band_numbers.values()).count(b) > 1]
+    if shared:
+        warnings.warn(f"The population groups {shared} are read from the same raster band: check the band mapping.",
+                      UserWarning, stacklevel=3)
+    groups = [g for g in _NESTED_GROUPS if g in frame]
+    for wide, narrow in zip(groups, groups[1:]):
+        if frame[narrow].sum() > frame[wide].sum() * 1.001:
+            warnings.warn(
+                f"There are more people in {narrow} ({frame[narrow].sum():,.0f}) than in {wide} ({frame[wide].sum():,.0f}), "
+                "which holds them: check the band mapping, and that census totals are given for every group or none.",
+                UserWarning, stacklevel=3,
+            )
 
 
 def _check_extent(source, region: shapely.Geometry, path: Path) -> None:

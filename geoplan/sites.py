@@ -223,7 +223,7 @@ def _read_layer(path: Path, coord_system: str) -> tuple[pd.DataFrame, np.ndarray
     layer = _files.read_vector(path, what="facility")
     if not isinstance(layer, gpd.GeoDataFrame):  # GDAL read a table without geometry: use its lon/lat columns
         table = pd.DataFrame(layer).set_axis(pd.RangeIndex(1, len(layer) + 1))
-        if _files.find_column(table, _LON_NAMES) is None or _files.find_column(table, _LAT_NAMES) is None:
+        if _coordinate_column(table, _LON_NAMES) is None or _coordinate_column(table, _LAT_NAMES) is None:
             raise InputError(
                 f"{path} has no geometry and no longitude/latitude columns (it has {_column_list(table.columns)}). "
                 "Give a layer of points, or a CSV/Excel list with lon/lat columns (e.g. '经度' and '纬度')."
@@ -268,9 +268,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         for encoding in ("utf-8-sig", "gb18030"):  # gb18030: files saved by Excel on Chinese Windows
             try:
-                header = pd.read_csv(path, encoding=encoding, nrows=0)
+                sep = _separator(path, encoding)
+                header = pd.read_csv(path, encoding=encoding, sep=sep, nrows=0)
                 text = {c: str for c in header.columns if str(c).strip().lower() in text_names}
-                table = pd.read_csv(path, encoding=encoding, dtype=text)  # "007" stays "007", not 7
+                table = pd.read_csv(path, encoding=encoding, sep=sep, dtype=text)  # "007" stays "007", not 7
                 break
             except UnicodeDecodeError:
                 if encoding == "gb18030":
@@ -281,10 +282,21 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise EmptyDataError(f"The facility file {path} is empty.") from exc
     except pd.errors.ParserError as exc:
         raise InputError(f"Cannot read {path} as CSV: {exc}") from exc
+    table.index = pd.RangeIndex(1, len(table) + 1)
+    table = table[table.notna().any(axis=1)]  # the ",,,," rows an Excel export leaves at the end
     if table.empty:
         raise EmptyDataError(f"The facility file {path} has a header but no rows.")
-    table.index = pd.RangeIndex(1, len(table) + 1)
     return table
+
+
+def _separator(path: Path, encoding: str) -> str:
+    """The CSV's separator: a comma, unless the header holds tabs or semicolons and no comma."""
+    with open(path, encoding=encoding, errors="replace") as handle:
+        first = handle.readline()
+    for sep in ("\t", ";"):
+        if sep in first and "," not in first:
+            return sep
+    return ","
 
 
 def _read_excel(path: Path, sheet: str | int | None) -> tuple[pd.DataFrame, str]:
@@ -294,7 +306,7 @@ def _read_excel(path: Path, sheet: str | int | None) -> tuple[pd.DataFrame, str]
     latitude column (lists often start with a title line), else the first row.
     """
     cells, name = _files.read_sheet(path, what="facility", sheet=sheet)
-    top = [{str(v).strip().lower() for v in row if v is not None} for row in cells.head(_HEADER_SEARCH_ROWS).itertuples(index=False)]
+    top = [{_header_key(v) for v in row if v is not None} for row in cells.head(_HEADER_SEARCH_ROWS).itertuples(index=False)]
     found = [i for i, names in enumerate(top) if names & set(_LON_NAMES) and names & set(_LAT_NAMES)]
     header = found[0] if found else 0
     columns, seen = [], {}
@@ -311,8 +323,8 @@ def _read_excel(path: Path, sheet: str | int | None) -> tuple[pd.DataFrame, str]
 
 def lon_lat_columns(table: pd.DataFrame, label: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """The table without its lon/lat columns, and the longitudes and latitudes as floats (NaN where blank)."""
-    lon_col = _files.find_column(table, _LON_NAMES)
-    lat_col = _files.find_column(table, _LAT_NAMES)
+    lon_col = _coordinate_column(table, _LON_NAMES)
+    lat_col = _coordinate_column(table, _LAT_NAMES)
     if lon_col is None or lat_col is None:
         raise InputError(
             f"{label} needs longitude and latitude columns (e.g. 'lon' and 'lat', or '经度' and '纬度'); "
@@ -429,6 +441,14 @@ def missing_attributes(sites: pd.DataFrame) -> list[str]:
     ['floor_area_m2', 'land_m2', 'nursing_beds', 'meals_per_day', 'street_code', 'community_code']
     """
     return [a for a in ATTRIBUTES if a not in sites.columns]
+
+
+def _coordinate_column(table: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+    """The longitude (or latitude) column: a known name as it is, else with a unit or note dropped (``经度(GCJ02)``)."""
+    exact = _files.find_column(table, names)
+    if exact is not None:
+        return exact
+    return next((c for c in table.columns if _header_key(c) in names), None)
 
 
 def _header_key(name) -> str:

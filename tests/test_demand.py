@@ -248,3 +248,10 @@ def test_raster_without_data_over_most_of_the_region_is_told(tmp_path, region_fr
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # one cell without data in one band only: nothing to say
         load_demand(path, region_frame, crs=UTM50, bands={"pop_total": 1, "pop_60": 2})
+
+
+def test_a_band_mapping_that_cannot_be_right_is_told(small_raster, region_frame):
+    with pytest.warns(UserWarning, match=r"more people in pop_60 \(90\) than in pop_total \(7\)"):
+        load_demand(small_raster, region_frame, crs=UTM50, bands={"pop_total": 2, "pop_60": 1})  # total and 60+ swapped
+    with pytest.warns(UserWarning, match=r"\['pop_60', 'pop_80'\] are read from the same raster band"):
+        load_demand(small_raster, region_frame, crs=UTM50, bands={"pop_60": 2, "pop_80": 2})

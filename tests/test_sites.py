@@ -378,3 +378,18 @@ def test_shapefile_without_cpg_keeps_its_chinese_columns(tmp_path, encoding):
     assert sites.index.tolist() == ["S1", "S2"]
     assert sites["name"].tolist() == ["江汉站", "长者饭堂"]
     assert sites["kind"].tolist() == ["station", "canteen"]
+
+
+def test_lists_as_other_systems_export_them(tmp_path):
+    """Tab- or semicolon-separated text, blank rows left at the end, and coordinate headers with a unit or a note."""
+    rows = ["S1", "S2"], [114.30, 114.31], [30.50, 30.51]
+    (tmp_path / "tabs.txt").write_text("id\tlon\tlat\n" + "".join(f"{i}\t{x}\t{y}\n" for i, x, y in zip(*rows)), encoding="utf-8")
+    (tmp_path / "semi.csv").write_text("id;lon;lat\n" + "".join(f"{i};{x};{y}\n" for i, x, y in zip(*rows)), encoding="utf-8")
+    (tmp_path / "blank_end.csv").write_text("id,lon,lat\n" + "".join(f"{i},{x},{y}\n" for i, x, y in zip(*rows)) + ",,\n,,\n",
+                                            encoding="utf-8")
+    (tmp_path / "units.csv").write_text("编号,经度(GCJ02),纬度（°）\n" + "".join(f"{i},{x},{y}\n" for i, x, y in zip(*rows)),
+                                        encoding="utf-8")
+    for name in ("tabs.txt", "semi.csv", "blank_end.csv", "units.csv"):
+        sites = load_facilities(tmp_path / name, crs=UTM50)
+        assert sites.index.tolist() == ["S1", "S2"], name
+        np.testing.assert_allclose(shapely.get_coordinates(sites.to_crs(4326).geometry.to_numpy()), np.c_[rows[1], rows[2]])
