@@ -90,7 +90,7 @@ def regions() -> None:
         table.add_column(column)
     for key in available_regions():
         config = load_config(key)
-        table.add_row(key, escape(f"{config.region.name_zh} {config.region.name}"), escape(config.region.city), escape(str(config.source)))
+        table.add_row(key, escape(f"{config.region.name_zh} {config.region.name}".strip()), escape(config.region.city), escape(str(config.source)))
     console.print(table)
 
 
@@ -264,7 +264,7 @@ def _progress() -> Progress:
 
 def _print_context(report) -> None:
     region = report.region
-    name = escape(f"{region.config.region.name_zh} {region.config.region.name}")
+    name = escape(f"{region.config.region.name_zh} {region.config.region.name}".strip())
     if report.site_source == "candidates":
         where, reach = _candidate_origin(region.candidates)
         console.print(
@@ -405,7 +405,7 @@ def targets_command(
 def _print_review(review) -> None:
     info = review.region.config.region
     counts = ", ".join(f"{k} {int((review.facilities['kind'] == k).sum())}" for k in ("station", "canteen", "centre", "district_centre", "home"))
-    console.print(escape(f"{info.name_zh} {info.name} against {review.targets.name}: {len(review.facilities)} facilities ({counts})."), highlight=False)
+    console.print(escape(f"{info.name_zh} {info.name}".strip() + f" against {review.targets.name}: {len(review.facilities)} facilities ({counts})."), highlight=False)
     console.print(escape(f"Units: {review.units_source}."), highlight=False)
     if review.missing_attributes:
         console.print(escape(f"The facility list has no column for {', '.join(review.missing_attributes)}: indicators that need them say 'no data'."), highlight=False)

@@ -200,6 +200,7 @@ def load_region(
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     boundary_raw = _read_filtered(config.boundary.path, config.boundary.where, what="boundary", layer=config.boundary.layer)
     _check_geographic_plausible(boundary_raw, config.boundary.path)
+    _check_polygons(boundary_raw, config.boundary.path)
     crs = boundary_raw.estimate_utm_crs()
     boundary = boundary_raw.to_crs(crs)
     district = None
@@ -353,6 +354,16 @@ def _read_filtered(path: Path, where: dict, *, what: str, layer: str | None = No
         if frame.empty:
             raise EmptyDataError(f"No feature of {path} has {column} = {value!r}. Check the value in the region config.")
     return frame
+
+
+def _check_polygons(boundary: gpd.GeoDataFrame, path: Path) -> None:
+    """A boundary is an area: points or lines are refused with what they are."""
+    kinds = sorted(set(boundary.geometry.dropna().geom_type) - {"Polygon", "MultiPolygon"})
+    if kinds:
+        raise InputError(
+            f"The boundary {path} holds {', '.join(kinds)} geometry; a region's boundary must be polygons (the district's "
+            "or county's outline). Give its area layer, not the points or lines drawn on it."
+        )
 
 
 def _check_geographic_plausible(frame: gpd.GeoDataFrame, path: Path) -> None:

@@ -241,3 +241,13 @@ def test_coverage_of_one_kind_of_care_counts_only_the_sites_that_give_it(wuchang
     assert (every.summary["covered"] >= day_care.summary["covered"]).all()
     with pytest.raises(InputError, match=r"None of the 1 sites serves station care \(they are home 1; station care is given by station, centre"):
         analyse_coverage(wuchang, sites.iloc[[3]], serving="station", with_circles=False)
+
+
+def test_a_boundary_of_points_or_lines_is_refused(tmp_path):
+    from tests.test_config import wuchang_toml
+
+    points = tmp_path / "points.geojson"
+    gpd.GeoDataFrame({"adcode": ["420106"]}, geometry=gpd.points_from_xy([114.31], [30.55]), crs=4326).to_file(points, driver="GeoJSON")
+    config = wuchang_toml(tmp_path, lambda t: t.replace(t[t.index('path = "', t.index("[boundary]")):].split("\n")[0], f'path = "{points}"', 1))
+    with pytest.raises(InputError, match=r"holds Point geometry; a region's boundary must be polygons"):
+        load_region(config, cache_dir=tmp_path)
