@@ -58,8 +58,16 @@ class NetworkSource:
 
 @dataclass(frozen=True)
 class PopulationSource:
-    path: Path
-    bands: dict[str, str | int] = field(default_factory=dict)
+    """A population raster (``path``) and which band holds each group; a group may instead add up its own files.
+
+    ``bands = { pop_60 = ["f_60.tif", "m_60.tif", "f_65.tif", ...] }`` reads band 1
+    of each listed raster (paths relative to the config, all on one grid) and
+    adds them up: WorldPop's age/sex files as they are downloaded. ``path`` may
+    then be left out.
+    """
+
+    path: Path | None = None
+    bands: dict[str, str | int | tuple[Path, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -280,7 +288,7 @@ def check_files(config: RegionConfig, *, skip: tuple[str, ...] = ()) -> None:
         "boundary": config.boundary.path,
         "network": config.network.path,
     }
-    if config.population is not None:
+    if config.population is not None and config.population.path is not None:
         wanted["population"] = config.population.path
     census = config.census
     if census is not None and census.rescale and not census.totals and census.path is not None:
@@ -294,6 +302,9 @@ def check_files(config: RegionConfig, *, skip: tuple[str, ...] = ()) -> None:
             wanted[section] = getattr(config, section).path
 
     missing = [f"[{section}] path -> {path}" for section, path in wanted.items() if section not in skip and not path.exists()]
+    if config.population is not None:
+        missing += [f"[population] bands.{group} -> {path}" for group, paths in config.population.bands.items()
+                    if isinstance(paths, tuple) for path in paths if not path.exists()]
     if config.units is not None and "units" not in skip:
         for key in ("streets_path", "table_path", "osm_path", "street_list_path"):
             path = getattr(config.units, key)
@@ -363,6 +374,15 @@ def _section(cls, values: Any, path: Path, name: str):
                 f"[census] max_factor in {path} must be a number >= 1 (e.g. 4, or inf to accept any factor), got {factor!r}."
             )
         converted["max_factor"] = float(factor)
+    if name == "population":
+        converted["bands"] = _population_bands(converted.get("bands", {}), path)
+        if converted.get("path") is None and not converted["bands"]:
+            raise ConfigError(f"[population] in {path} lacks path (the population raster).")
+        if converted.get("path") is None and any(not isinstance(b, tuple) for b in converted["bands"].values()):
+            raise ConfigError(
+                f"[population] in {path} names bands but no raster: give path = \"...\", or list each group's files "
+                '(bands = { pop_60 = ["f_60.tif", "m_60.tif"] }).'
+            )
     if name == "units":
         _check_units(converted, path)
     if name in ("registers", "demand_points"):
@@ -543,6 +563,24 @@ def _modes(values: Any, path: Path) -> tuple[dict[str, dict[str, Any]], str]:
             table["excluded_highways"] = tuple(excluded)
         modes[str(name)] = table
     return modes, default
+
+
+def _population_bands(bands: dict, config_path: Path) -> dict[str, str | int | tuple[Path, ...]]:
+    """[population] bands: a band name or number per group, or a non-empty list of files (made absolute)."""
+    checked = {}
+    for group, band in bands.items():
+        if isinstance(band, list):
+            if not band or not all(isinstance(p, str) and p for p in band):
+                raise ConfigError(f"[population] bands.{group} in {config_path} must list raster files, got {band!r}.")
+            checked[group] = tuple(_path(p, config_path, "population") for p in band)
+        elif isinstance(band, bool) or not isinstance(band, (str, int)):
+            raise ConfigError(
+                f"[population] bands.{group} in {config_path} must be a band name, a 1-based band number or a list of "
+                f"raster files, got {band!r}."
+            )
+        else:
+            checked[group] = band
+    return checked
 
 
 def _path(value: Any, config_path: Path, section: str) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -57,11 +57,6 @@ WARN_CENSUS_FACTOR = 2.5
 #: be missing (or, with census totals, pushed into the rest). Beyond it the load is refused; any part
 #: outside is warned about.
 MAX_OUTSIDE_RASTER = 0.02
-#: Share of the region's cells that may hold no data in every band before a warning. The shipped WorldPop
-#: grid gives water and fields 0 people, not no data (under 1 % of the shipped regions' cells); a
-#: settlement-constrained raster leaves unsettled land without data, and a raster masked to another area
-#: leaves the rest of the region so.
-WARN_NODATA_SHARE = 0.25
 
 #: Census columns that hold each group's count (``pop_60`` -> ``pop_60plus``; the total is ``pop_total``).
 CENSUS_COLUMNS: dict[str, str] = {"pop_total": "pop_total", **{g: f"{g}plus" for g in ("pop_60", "pop_65", "pop_80")}}
@@ -75,11 +70,11 @@ def population_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def load_demand(
-    raster: str | Path,
+    raster: str | Path | None,
     boundary: gpd.GeoDataFrame,
     *,
     crs,
-    bands: Mapping[str, str | int] = DEFAULT_BANDS,
+    bands: Mapping[str, str | int | Sequence[str | Path]] = DEFAULT_BANDS,
     census_totals: Mapping[str, float] | None = None,
 ) -> gpd.GeoDataFrame:
     """Population raster cells inside ``boundary`` as demand points.
@@ -87,13 +82,16 @@ def load_demand(
     Parameters
     ----------
     raster
-        A GeoTIFF (or any raster GDAL reads) of people per cell, with a CRS.
+        A GeoTIFF (or any raster GDAL reads) of people per cell, with a CRS;
+        ``None`` when every group is read from its own files.
     boundary
         The region; a cell belongs to it when its centre lies inside.
     crs
         The metric CRS of the result (the network's).
     bands
-        Group name -> band description or 1-based band number.
+        Group name -> band description or 1-based band number of ``raster``,
+        or a list of single-band rasters on one grid whose counts add up to
+        the group (WorldPop's age/sex files: ``f_60``, ``m_60``, ``f_65``, ...).
     census_totals
         Group name -> the region's true total. Each group's counts are scaled so
         that they add up to it; groups left out are not scaled.
@@ -104,49 +102,43 @@ def load_demand(
     raster) with one column per group, ``raster_row``, ``raster_col``, the
     cell-centre point as geometry and the cell square as ``cell``.
     """
-    path = _files.existing_file(raster, what="population raster")
     if not bands:
         raise InputError("No raster bands were mapped to population groups; give at least one, e.g. {'pop_60': 2}.")
-    try:
-        source = rasterio.open(path)
-    except RasterioIOError as exc:
-        raise InputError(f"Cannot read the population raster {path}: {exc}") from exc
-    with source:
-        if source.crs is None:
-            raise CRSMismatchError(
-                f"The population raster {path} has no CRS. Assign it (e.g. `gdal_edit.py -a_srs EPSG:4326 {path.name}`) and load again."
-            )
-        band_numbers = _band_numbers(source, bands, path)
+    layers = _group_layers(raster, bands)
+    path = next(iter(layers.values()))[0][0]  # the grid every layer must share
+    with _open_raster(path) as source:
         area = boundary.to_crs(source.crs)
         region = shapely.union_all(area.geometry.to_numpy())
         window = _window_over(source, region, path)
         _check_extent(source, region, path)
-        data = source.read(list(band_numbers.values()), window=window, masked=True)
         transform = source.window_transform(window)
         width = source.width
         row0, col0 = int(window.row_off), int(window.col_off)
         raster_crs = source.crs
+        grid = (source.crs, source.transform, source.shape)
+    data = np.ma.stack([_read_group(group, parts, window, grid, path) for group, parts in layers.items()])
 
     rows, cols = np.indices(data.shape[1:])
     centre_x, centre_y = rasterio.transform.xy(transform, rows.ravel(), cols.ravel(), offset="center")
     centre_x, centre_y = np.asarray(centre_x), np.asarray(centre_y)
     inside = shapely.contains_xy(region, centre_x, centre_y)
-    values = np.ma.filled(data.reshape(len(band_numbers), -1).astype("float64"), 0.0)
-    values = np.where(values < 0, 0.0, values)  # negative fill values that escaped the nodata mask
+    values = np.ma.filled(data.reshape(len(layers), -1).astype("float64"), 0.0)
     populated = inside & (values.sum(axis=0) > 0)
-    _check_nodata(np.ma.getmaskarray(data).reshape(len(band_numbers), -1).all(axis=0), inside, path)
+    nodata = np.ma.getmaskarray(data).reshape(len(layers), -1).all(axis=0) & inside
+    # not a warning: a settlement-constrained raster (WorldPop's) leaves most of a rural county without data, rightly
+    log.info("demand: %d of the region's %d cells hold no data", nodata.sum(), inside.sum())
     if not populated.any():
         raise EmptyDataError(f"The population raster {path} has no people inside the region.")
 
     frame = pd.DataFrame(
-        {group: values[i, populated] for i, group in enumerate(band_numbers)},
+        {group: values[i, populated] for i, group in enumerate(layers)},
     )
     frame["raster_row"] = rows.ravel()[populated] + row0
     frame["raster_col"] = cols.ravel()[populated] + col0
     frame.index = pd.Index(frame["raster_row"] * width + frame["raster_col"], name="demand_id")
     if census_totals:
         frame = rescale_to_totals(frame, census_totals)
-    _check_nesting(frame, band_numbers)
+    _check_nesting(frame, layers)
 
     half_w, half_h = abs(transform.a) / 2, abs(transform.e) / 2
     cx, cy = centre_x[populated], centre_y[populated]
@@ -253,6 +245,58 @@ def _factor_text(factor: float) -> str:
     return f"{factor:.2f}" if factor < 10 else f"{factor:,.1f}"
 
 
+def _group_layers(raster, bands) -> dict[str, list[tuple[Path, int]]]:
+    """Each group's (file, band number) parts: a band of ``raster``, or band 1 of each of its own files."""
+    layers: dict[str, list[tuple[Path, int]]] = {}
+    named = {g: b for g, b in bands.items() if isinstance(b, (str, int)) and not isinstance(b, bool)}
+    if named:
+        if raster is None:
+            raise InputError(f"Groups {sorted(named)} name bands, but no population raster is given to read them from.")
+        path = _files.existing_file(raster, what="population raster")
+        with _open_raster(path) as source:
+            numbers = _band_numbers(source, named, path)
+    for group, band in bands.items():
+        if not group.startswith("pop_"):
+            raise InputError(f"Population group names start with 'pop_' (e.g. pop_60), got {group!r}.")
+        if group in named:
+            layers[group] = [(path, numbers[group])]
+        elif isinstance(band, (list, tuple)) and band:
+            layers[group] = [(_files.existing_file(p, what=f"population raster (for {group})"), 1) for p in band]
+        else:
+            raise InputError(f"The band for {group} must be a band name, a 1-based number or a list of raster files, got {band!r}.")
+    return layers
+
+
+def _open_raster(path: Path):
+    try:
+        source = rasterio.open(path)
+    except RasterioIOError as exc:
+        raise InputError(f"Cannot read the population raster {path}: {exc}") from exc
+    if source.crs is None:
+        source.close()
+        raise CRSMismatchError(
+            f"The population raster {path} has no CRS. Assign it (e.g. `gdal_edit.py -a_srs EPSG:4326 {path.name}`) and load again."
+        )
+    return source
+
+
+def _read_group(group: str, parts: list[tuple[Path, int]], window, grid, first: Path) -> np.ma.MaskedArray:
+    """The group's counts in ``window``: its parts added up, no data only where every part has none."""
+    total, mask = None, None
+    for part, band in parts:
+        with _open_raster(part) as source:
+            if (source.crs, source.transform, source.shape) != grid:
+                raise InputError(
+                    f"The population raster {part.name} (for {group}) is not on the grid of {first.name}: every file must "
+                    "have the same CRS, cell size, origin and size. Resample them to one grid (e.g. with gdalwarp -tr -te)."
+                )
+            values = source.read(band, window=window, masked=True)
+        filled = np.maximum(np.ma.filled(values.astype("float64"), 0.0), 0.0)  # negative fill values that escaped the mask
+        total = filled if total is None else total + filled
+        mask = np.ma.getmaskarray(values) if mask is None else mask & np.ma.getmaskarray(values)
+    return np.ma.masked_array(total, mask=mask)
+
+
 def _band_numbers(source, bands: Mapping[str, str | int], path: Path) -> dict[str, int]:
     descriptions = list(source.descriptions)
     numbers = {}
@@ -293,9 +337,10 @@ def _window_over(source, region: shapely.Geometry, path: Path) -> rasterio.windo
 _NESTED_GROUPS = ("pop_total", "pop_60", "pop_65", "pop_80")
 
 
-def _check_nesting(frame: pd.DataFrame, band_numbers: Mapping[str, int]) -> None:
+def _check_nesting(frame: pd.DataFrame, layers: Mapping[str, list[tuple[Path, int]]]) -> None:
     """Warn when a band feeds two groups, or an older group outnumbers a wider one (80+ above 60+)."""
-    shared = [g for g, b in band_numbers.items() if list(band_numbers.values()).count(b) > 1]
+    parts = [sorted(p) for p in layers.values()]
+    shared = [g for g, p in zip(layers, parts) if parts.count(p) > 1]
     if shared:
         warnings.warn(f"The population groups {shared} are read from the same raster band: check the band mapping.",
                       UserWarning, stacklevel=3)
@@ -323,18 +368,6 @@ def _check_extent(source, region: shapely.Geometry, path: Path) -> None:
     if outside > MAX_OUTSIDE_RASTER:
         raise InputError(f"{text} Give a raster that covers the whole region, or a boundary clipped to the raster.")
     warnings.warn(f"{text} The people there are missing from every figure.", UserWarning, stacklevel=3)
-
-
-def _check_nodata(nodata: np.ndarray, inside: np.ndarray, path: Path) -> None:
-    """Warn when more than :data:`WARN_NODATA_SHARE` of the region's cells hold no data in any band."""
-    cells = int(inside.sum())
-    share = float((nodata & inside).sum()) / cells if cells else 0.0
-    if share > WARN_NODATA_SHARE:
-        warnings.warn(
-            f"{share:.0%} of the region's cells in the population raster {path.name} hold no data (water or unsettled "
-            "land in a constrained raster, or a raster masked to another area): nobody is counted there. Check that the raster covers the whole region.",
-            UserWarning, stacklevel=3,
-        )
 
 
 def _totals_text(demand: pd.DataFrame) -> str:

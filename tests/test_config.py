@@ -192,3 +192,21 @@ def test_a_speed_no_one_walks_at_is_warned_about(tmp_path):
     path = wuchang_toml(tmp_path, lambda t: t.replace("walk_speed_mps = 1.0", "walk_speed_mps = 100", 1))
     with pytest.warns(UserWarning, match=r"walk_speed_mps = 100 in .* is not a walking speed"):
         assert load_config(path).network.walk_speed_mps == 100
+
+
+def test_population_groups_from_their_own_files(tmp_path):
+    """WorldPop's age/sex files as downloaded: each group lists its files, relative to the config; no raster path needed."""
+    def edit(text):
+        start = text.index("[population]")
+        end = text.index("\n[", start + 1)
+        return text[:start] + '[population]\nbands = { pop_60 = ["f_60.tif", "m_60.tif"], pop_80 = ["sub/f_80.tif"] }\n' + text[end:]
+
+    path = wuchang_toml(tmp_path, edit)
+    config = load_config(path)
+    assert config.population.path is None
+    assert config.population.bands == {"pop_60": (tmp_path / "f_60.tif", tmp_path / "m_60.tif"), "pop_80": (tmp_path / "sub" / "f_80.tif",)}
+    with pytest.raises(InputError, match=r"\[population\] bands\.pop_60 -> .*f_60\.tif"):
+        check_files(config)
+    named = wuchang_toml(tmp_path, lambda t: edit(t).replace('pop_80 = ["sub/f_80.tif"]', 'pop_80 = "age80plus"'), name="named.toml")
+    with pytest.raises(ConfigError, match=r"names bands but no raster: give path"):
+        load_config(named)

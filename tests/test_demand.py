@@ -238,20 +238,28 @@ def test_raster_that_covers_only_part_of_the_region(small_raster):
     assert demand["pop_total"].sum() == TOTAL.sum()
 
 
-def test_raster_without_data_over_most_of_the_region_is_told(tmp_path, region_frame):
-    masked = TOTAL.astype(float).copy()
-    masked[:, 1:] = NODATA  # a raster masked to another area: two of the region's four cells hold no data
-    path = write_raster(tmp_path / "masked.tif", {"total_est": masked})
-    with pytest.warns(UserWarning, match=r"50% of the region's cells in the population raster masked\.tif hold no data"):
-        load_demand(path, region_frame, crs=UTM50, bands={"pop_total": 1})
-    path = write_raster(tmp_path / "pop.tif", {"total_est": TOTAL, "age60plus": AGE60})
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # one cell without data in one band only: nothing to say
-        load_demand(path, region_frame, crs=UTM50, bands={"pop_total": 1, "pop_60": 2})
-
-
 def test_a_band_mapping_that_cannot_be_right_is_told(small_raster, region_frame):
     with pytest.warns(UserWarning, match=r"more people in pop_60 \(90\) than in pop_total \(7\)"):
         load_demand(small_raster, region_frame, crs=UTM50, bands={"pop_total": 2, "pop_60": 1})  # total and 60+ swapped
     with pytest.warns(UserWarning, match=r"\['pop_60', 'pop_80'\] are read from the same raster band"):
         load_demand(small_raster, region_frame, crs=UTM50, bands={"pop_60": 2, "pop_80": 2})
+
+
+def test_a_group_added_up_from_its_own_files_as_worldpop_ships_them(tmp_path, small_raster, region_frame):
+    """pop_60 = f_60 + m_60 (single-band files on one grid) gives what one band of the sum gives."""
+    women = np.where(AGE60 == NODATA, NODATA, AGE60 * 0.4)
+    men = np.where(AGE60 == NODATA, NODATA, AGE60 * 0.6)
+    f60 = write_raster(tmp_path / "f_60.tif", {"b": women})
+    m60 = write_raster(tmp_path / "m_60.tif", {"b": men})
+    total = write_raster(tmp_path / "total.tif", {"b": TOTAL})
+    summed = load_demand(None, region_frame, crs=UTM50, bands={"pop_total": [total], "pop_60": [f60, m60]})
+    banded = load_demand(small_raster, region_frame, crs=UTM50, bands={"pop_total": 1, "pop_60": 2})
+    pd.testing.assert_frame_equal(pd.DataFrame(summed.drop(columns="geometry")).drop(columns="cell"),
+                                  pd.DataFrame(banded.drop(columns="geometry")).drop(columns="cell"), check_exact=False)
+    mixed = load_demand(small_raster, region_frame, crs=UTM50, bands={"pop_total": 1, "pop_60": [f60, m60]})
+    assert mixed["pop_60"].tolist() == pytest.approx(banded["pop_60"].tolist())
+    shifted = write_raster(tmp_path / "shifted.tif", {"b": men}, transform=from_origin(X0 + 50, Y0 + 400, 100, 100))
+    with pytest.raises(InputError, match=r"shifted\.tif \(for pop_60\) is not on the grid of f_60\.tif"):
+        load_demand(None, region_frame, crs=UTM50, bands={"pop_60": [f60, shifted]})
+    with pytest.raises(InputError, match=r"name bands, but no population raster"):
+        load_demand(None, region_frame, crs=UTM50, bands={"pop_60": 2})
