@@ -287,7 +287,12 @@ def _print_context(report) -> None:
         to = "the totals given in [census]" if census is not None and census.totals else "the 2020 census totals"
         kept = [g for g in region.groups if g not in region.census_factors]
         left = f"; {', '.join(kept)} keep the raster's counts" if kept else ""
-        console.print(f"Population scaled to {to} ({factors}){left}.", highlight=False)
+        console.print(escape(f"Population scaled to {to} ({factors}){left}."), highlight=False)
+    elif region.config.population is not None:
+        console.print(escape(
+            "Population as the raster counts it: no census totals in the config ([census] code or totals rescales it; "
+            "WorldPop holds 60-74 % of the 2020 census 60+ in Wuhan's old central districts)."), highlight=False,
+        )
     demand = region.demand
     detached = demand["component"] > 0
     if detached.any():
