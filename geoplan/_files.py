@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -22,6 +23,13 @@ EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 
 _ZIP_MAGIC = b"PK\x03\x04"  # .xlsx/.xlsm are zip archives
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls (and password-protected .xlsx) are OLE2 files
+
+#: Most bytes the parts of an .xlsx/.xlsm may unpack to: more than a full sheet of a facility list, far less than a "zip bomb".
+MAX_XLSX_UNPACKED_BYTES = 500_000_000
+#: Highest compression ratio of a large part: sheets pack 5 to 15 times, padding (a "zip bomb") about 1,000 times.
+MAX_XLSX_RATIO = 100
+#: Parts smaller than this unpack to too little to matter, whatever their ratio.
+_RATIO_FLOOR_BYTES = 1_000_000
 
 
 def existing_file(path: str | Path, *, what: str) -> Path:
@@ -67,8 +75,8 @@ def shapefile_encoding(path: Path) -> str | None:
     GDAL reads such a .dbf as Latin-1, which turns Chinese names and headers
     into junk without an error. Files written in China are mostly GBK, newer
     ones UTF-8: the .dbf's bytes are tried as UTF-8, then as GB18030 (a
-    superset of GBK); ``None`` when it is plain ASCII, declares its encoding,
-    or is neither.
+    superset of GBK) if that reads as Chinese; ``None`` when it is plain
+    ASCII, declares its encoding, or is neither (GDAL's Latin-1 then stands).
     """
     if path.suffix.lower() != ".shp":
         return None
@@ -84,11 +92,17 @@ def shapefile_encoding(path: Path) -> str | None:
     for encoding in ("utf-8", "gb18030"):
         for cut in range(4):  # a sample may end inside a character
             try:
-                sample[32:len(sample) - cut].decode(encoding)
-                return encoding
+                text = sample[32:len(sample) - cut].decode(encoding)
             except UnicodeDecodeError:
                 if len(sample) < _DBF_SAMPLE_BYTES:
                     break
+                continue
+            # GB18030 decodes almost any bytes: take it only for text that is mostly Chinese (not a Latin-1 file's accents)
+            wide = [c for c in text if ord(c) >= 0x80]
+            if encoding == "utf-8" or sum("\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef"
+                                          for c in wide) >= 0.8 * len(wide):
+                return encoding
+            break
     return None
 
 
@@ -114,11 +128,16 @@ def read_sheet(path: str | Path, *, what: str, sheet: str | int | None = None) -
     The cells (formulas as their last computed value) with positional columns,
     indexed by the row numbers Excel shows (1-based), fully blank rows left
     out; and the name of the sheet read. An empty sheet is an ``EmptyDataError``.
+    Every row is read, whatever size the workbook records for the sheet. An
+    .xlsx that would unpack to more than :data:`MAX_XLSX_UNPACKED_BYTES`, or
+    packs a large part more than :data:`MAX_XLSX_RATIO` times (padding, not
+    cells), is an ``InputError`` before it is opened.
     """
     path = existing_file(path, what=what)
     with open(path, "rb") as handle:
         head = handle.read(4096)
     if head.startswith(_ZIP_MAGIC):
+        _check_unpacked(path)
         names, name, rows = _xlsx_rows(path, sheet)
     elif head.startswith(_OLE2_MAGIC):
         names, name, rows = _xls_rows(path, sheet)
@@ -149,13 +168,44 @@ def _xlsx_rows(path: Path, sheet: str | int | None) -> tuple[list[str], str, lis
     try:
         names = [ws.title for ws in book.worksheets]
         name = _pick_sheet(names, sheet, path)
+        worksheet = book[name]
+        worksheet.reset_dimensions()  # the recorded size may be stale: rows past it would be lost
         rows = [
             (number, [_cell(v) for v in values])
-            for number, values in enumerate(book[name].iter_rows(min_row=1, min_col=1, values_only=True), start=1)
+            for number, values in enumerate(worksheet.iter_rows(min_row=1, min_col=1, values_only=True), start=1)
+            if any(v is not None for v in values)
         ]
     finally:
         book.close()
     return names, name, rows
+
+
+def unpacked_size(path: Path) -> tuple[int, float]:
+    """The bytes a zip archive's members unpack to, and the highest compression ratio of a member over 1 MB.
+
+    Read from the archive's directory, without unpacking; ``zipfile`` reads no
+    member past its recorded size. ``(0, 0.0)`` for a file that is no zip archive.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return 0, 0.0
+    total = sum(m.file_size for m in members)
+    ratios = [m.file_size / max(m.compress_size, 1) for m in members if m.file_size > _RATIO_FLOOR_BYTES]
+    return total, max(ratios, default=0.0)
+
+
+def _check_unpacked(path: Path) -> None:
+    """An ``InputError`` for an .xlsx whose parts unpack to too much, or pack too tightly to hold cells."""
+    total, ratio = unpacked_size(path)
+    if total > MAX_XLSX_UNPACKED_BYTES:
+        raise InputError(f"{path} unpacks to {total:,} bytes, more than the {MAX_XLSX_UNPACKED_BYTES:,} an Excel list "
+                         "may unpack to. Split the list into smaller workbooks, or save it as CSV (.csv).")
+    if ratio > MAX_XLSX_RATIO:
+        raise InputError(f"{path} packs a part {ratio:,.0f} times (a sheet of cells packs 5 to 15 times; the limit is "
+                         f"{MAX_XLSX_RATIO}): it is padded with filler, not cells. Open it in Excel or WPS and save it "
+                         "again as .xlsx, or save the list as CSV (.csv).")
 
 
 def _xls_rows(path: Path, sheet: str | int | None) -> tuple[list[str], str, list[tuple[int, list]]]:
