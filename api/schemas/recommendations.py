@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+#: Upper bounds of the numbers a client gives: generous for any real plan, and far enough below the
+#: largest float that sums of them stay finite and the solvers answer correctly (a capacity of 1e21
+#: already reads as "infeasible" to them).
+MAX_CAPACITY = 1e7  # people one site serves: more than live in any region
+MAX_SITE_COST = 1e12  # yuan for one site
+MAX_BUDGET = 1e15  # yuan: a thousand sites at the largest cost one may have
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def at_most(limit: float, advice: str, **lower: float) -> Any:
+    """A finite number above ``lower`` (``gt=`` or ``ge=``) and up to ``limit``; past it, a message saying what to give instead."""
+
+    def check(value: float) -> float:
+        if value > limit:
+            raise ValueError(f"{value:g} is more than the {limit:g} allowed; {advice}")
+        return value
+
+    return Annotated[float, Field(allow_inf_nan=False, json_schema_extra={"maximum": limit}, **lower), AfterValidator(check)]
+
+
+Capacity = at_most(MAX_CAPACITY, "give the units (people) one site can really serve.", gt=0)
+Budget = at_most(MAX_BUDGET, "give the budget in yuan, or leave it out for no budget.", ge=0)
 Group = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^pop_[A-Za-z0-9_]+$")]
 Kind = Literal["station", "canteen", "centre"]
 
@@ -18,9 +40,9 @@ class KindIn(BaseModel):
 
     kind: Kind = "station"
     p: int | None = Field(None, ge=0, le=5000, description="At most this many new sites (mclp, pmedian; cap for target).")
-    budget: Annotated[Finite, Field(ge=0)] | None = Field(None, description="At most this total cost of new sites.")
+    budget: Budget | None = Field(None, description=f"At most this total cost of new sites (yuan, up to {MAX_BUDGET:g}).")
     threshold_min: Annotated[Finite, Field(gt=0, le=60)] | None = Field(None, description="Walk in minutes (default: the region's largest).")
-    capacity: Annotated[Finite, Field(gt=0)] | None = Field(None, description="Capacitated: units one site serves.")
+    capacity: Capacity | None = Field(None, description=f"Capacitated: units one site serves (up to {MAX_CAPACITY:g}).")
     capacity_group: Group = "pop_60"
     use_rate: Annotated[Finite, Field(gt=0, le=1000)] = 1.0
     target_pct: Annotated[Finite, Field(ge=0, le=100)] | None = Field(None, description="Target model: percent of target_group within the walk.")
@@ -39,7 +61,7 @@ class RecommendationParams(BaseModel):
     kinds: list[KindIn] = Field(default_factory=lambda: [KindIn(p=5)], min_length=1, max_length=3)
     weights: dict[Group, Annotated[Finite, Field(ge=0, le=1000)]] | None = Field(None, description="Priority weight per person of each group (default 60+: 1, 80+: 2).")
     one_per_site: bool = False
-    total_budget: Annotated[Finite, Field(ge=0)] | None = None
+    total_budget: Budget | None = Field(None, description=f"At most this total cost of all new sites (yuan, up to {MAX_BUDGET:g}).")
     within_threshold: bool = False
     minimize: Literal["count", "cost"] = "count"
     keep_groups: list[Group] = Field(default_factory=lambda: ["pop_60", "pop_80"], max_length=8)

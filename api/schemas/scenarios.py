@@ -6,11 +6,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.recommendations import RecommendationParams
+from api.schemas.recommendations import MAX_CAPACITY, MAX_SITE_COST, RecommendationParams, at_most
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 SiteId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Kind = Literal["station", "canteen", "centre"]
+SiteCapacity = at_most(MAX_CAPACITY, "give the units (people) the site can really serve.", ge=0)
+SiteCost = at_most(MAX_SITE_COST, "give the site's cost in yuan, or leave it out (1 each: count the sites).", ge=0)
+ADDED_COST = "Total cost of the sites added; null when the costs add up past the largest number (a site's cost is absurd: fix it)."
 
 
 class SiteIn(BaseModel):
@@ -23,8 +26,8 @@ class SiteIn(BaseModel):
     site_id: SiteId | None = None
     name: Annotated[str, Field(max_length=200)] | None = None
     kind: Kind = "station"
-    capacity: Annotated[Finite, Field(ge=0)] | None = None
-    cost: Annotated[Finite, Field(ge=0)] | None = None
+    capacity: SiteCapacity | None = Field(None, description=f"Units (people) the site serves, up to {MAX_CAPACITY:g}.")
+    cost: SiteCost | None = Field(None, description=f"Yuan, up to {MAX_SITE_COST:g} (default 1).")
 
 
 class SiteOut(BaseModel):
@@ -84,7 +87,7 @@ class SiteChanges(BaseModel):
     total: int = Field(description="Facilities after the scenario.")
     added: list[str]
     closed: list[str]
-    added_cost: float
+    added_cost: float | None = Field(description=ADDED_COST)
 
 
 class ScenarioResultOut(BaseModel):
@@ -110,7 +113,8 @@ class ScenarioOut(BaseModel):
     candidates: int | None
     added: list[SiteOut]
     closed: list[str]
-    recommend: RecommendationParams | None
+    recommend: RecommendationParams | dict[str, Any] | None = Field(
+        description="The optimiser settings; shown as stored when they predate a bound the settings have now.")
     spec_hash: str = Field(description="Changes whenever the scenario's content changes.")
     last_run: RunState | None
     result: ScenarioResultOut | None = Field(None, description="The result for the current content, once run.")
@@ -127,7 +131,7 @@ class CompareItem(BaseModel):
     sites: int
     added: list[str]
     closed: list[str]
-    added_cost: float
+    added_cost: float | None = Field(description=ADDED_COST)
     covered: dict[str, float] = Field(description="People within threshold_min, per group.")
     covered_pct: dict[str, float | None]
     change: dict[str, float] = Field(description="Covered people minus the first scenario's, per group.")

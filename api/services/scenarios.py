@@ -5,7 +5,8 @@ user uploaded (or None: the region's), the sites added (WGS84), the ids
 closed and the optimiser settings (the request's JSON, read into a
 ``PlanRequest`` at use: :mod:`api.services.plans`). Coordinates are converted
 to WGS84 and checked against the region when they come in, so a stored spec
-always applies.
+always applies. A scenario's version is an HTTP entity tag (:func:`etag`), so that
+a client may change it only if nobody else did since it read it (:func:`check_if_match`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from geoplan.region import Region
 from geoplan.sites import empty_sites
 from geoplan.tiers import ATTRIBUTES
 
-from api.errors import Conflict
+from api.errors import ApiError, Conflict
 from api.services.geojson import plain
+from api.store import ScenarioRecord
 
 #: Fields of a spec that change what a scenario computes (name and description do not).
 CONTENT_KEYS = ("region", "facilities", "candidates", "added", "closed", "recommend")
@@ -61,6 +63,32 @@ def jsonable(value: Any) -> Any:
     if value is pd.NA:
         return None
     return str(value)
+
+
+# versions -----------------------------------------------------------------------------------
+class PreconditionFailed(ApiError):
+    status_code = 412
+    kind = "precondition_failed"
+
+
+def etag(record: ScenarioRecord) -> str:
+    """The scenario's stored version as a strong entity tag: it changes with every change stored, not with runs."""
+    version = "\x1f".join((record.id, record.updated_at, record.spec_hash, record.name, str(record.spec.get("description", ""))))
+    return '"' + hashlib.sha256(version.encode()).hexdigest()[:20] + '"'
+
+
+def check_if_match(record: ScenarioRecord, if_match: str | None) -> None:
+    """Pass without ``If-Match``, or when it is ``*`` or names the scenario's current :func:`etag`; else 412 saying what to do."""
+    if if_match is None:
+        return
+    current = etag(record).strip('"')
+    sent = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if "*" in sent or current in sent:
+        return
+    raise PreconditionFailed(
+        f"Scenario {record.id!r} is no longer the version your If-Match names: it was changed since you read it. "
+        f"GET /scenarios/{record.id}, make your change to what it holds now, and send the ETag it answers with (now \"{current}\") in If-Match."
+    )
 
 
 # sites <-> records --------------------------------------------------------------------------
