@@ -28,6 +28,10 @@ from geoplan.tiers import ATTRIBUTES, KIND_NAMES, KINDS
 log = logging.getLogger(__name__)
 
 SITE_COLUMNS = ["name", "kind", "status", "capacity", "cost", "geometry"]
+#: The largest capacity (people) and cost (yuan) one site may have: beyond them a value is a typo or a
+#: unit mix-up, and the optimiser's numbers lose their meaning (a 1e308 cost makes every plan "infeasible").
+MAX_SITE_CAPACITY = 1e7
+MAX_SITE_COST = 1e12
 FACILITY_KINDS = KINDS  # the tiers of geoplan.tiers
 
 _LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度")
@@ -409,8 +413,8 @@ def _site_frame(table: pd.DataFrame, geometry: gpd.GeoSeries, *, kind: str, stat
             "name": table[name_col].astype(str).to_numpy() if name_col else ids.to_numpy(),
             "kind": kinds.to_numpy(),
             "status": status,
-            "capacity": _number_column(table, "capacity", path, rows),
-            "cost": _number_column(table, "cost", path, rows, default=1.0),
+            "capacity": _number_column(table, "capacity", path, rows, at_most=MAX_SITE_CAPACITY),
+            "cost": _number_column(table, "cost", path, rows, default=1.0, at_most=MAX_SITE_COST),
         },
         geometry=geometry.to_numpy(),
         crs=geometry.crs,
@@ -503,13 +507,20 @@ def _tier_values(values: pd.Series) -> pd.Series:
     return values.map(kind)
 
 
-def _number_column(table: pd.DataFrame, name: str, path: Path | str | None, rows: np.ndarray, default: float = np.nan) -> np.ndarray:
+def _number_column(table: pd.DataFrame, name: str, path: Path | str | None, rows: np.ndarray, default: float = np.nan,
+                   at_most: float = np.inf) -> np.ndarray:
     if name not in table:
         return np.full(len(table), default)
     values = pd.to_numeric(table[name], errors="coerce")
-    bad = values.isna() & table[name].notna() | (values < 0)
+    bad = values.isna() & table[name].notna() | (values < 0) | np.isinf(values)
     if bad.any():
         raise InputError(f"{path}: column {name!r} must hold numbers >= 0; rows {_files.row_list(rows[bad.to_numpy()])} do not.")
+    large = values > at_most
+    if large.any():
+        raise InputError(
+            f"{path}: column {name!r} holds more than {at_most:g} in rows {_files.row_list(rows[large.to_numpy()])}: "
+            "check the unit (people for capacity, yuan for cost)."
+        )
     return values.fillna(default).to_numpy(dtype=float)
 
 

@@ -393,3 +393,14 @@ def test_lists_as_other_systems_export_them(tmp_path):
         sites = load_facilities(tmp_path / name, crs=UTM50)
         assert sites.index.tolist() == ["S1", "S2"], name
         np.testing.assert_allclose(shapely.get_coordinates(sites.to_crs(4326).geometry.to_numpy()), np.c_[rows[1], rows[2]])
+
+
+def test_capacity_and_cost_beyond_any_real_site_are_refused(tmp_path):
+    """A cost of 1e308 (or inf) is a typo or a unit mix-up, and would make every budgeted plan "infeasible"."""
+    base = {"lon": [114.3, 114.31], "lat": [30.5, 30.51]}
+    for column, value, message in (("cost", 1e308, r"column 'cost' holds more than 1e\+12 in rows 2"),
+                                   ("capacity", 2e7, r"column 'capacity' holds more than 1e\+07 in rows 2"),
+                                   ("cost", float("inf"), r"column 'cost' must hold numbers >= 0; rows 2 do not")):
+        path = write_csv(tmp_path / f"{column}.csv", {**base, column: [10.0, value]})
+        with pytest.raises(InputError, match=message):
+            load_facilities(path, crs=UTM50)

@@ -6,11 +6,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from geoplan.sites import MAX_SITE_CAPACITY
+
 #: Upper bounds of the numbers a client gives: generous for any real plan, and far enough below the
 #: largest float that sums of them stay finite and the solvers answer correctly (a capacity of 1e21
 #: already reads as "infeasible" to them).
-MAX_CAPACITY = 1e7  # people one site serves: more than live in any region
-MAX_SITE_COST = 1e12  # yuan for one site
+MAX_CAPACITY = MAX_SITE_CAPACITY  # people one site serves (geoplan.sites, which checks uploaded lists the same way)
 MAX_BUDGET = 1e15  # yuan: a thousand sites at the largest cost one may have
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]

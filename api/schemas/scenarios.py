@@ -6,7 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.recommendations import MAX_CAPACITY, MAX_SITE_COST, RecommendationParams, at_most
+from geoplan.sites import MAX_SITE_COST
+
+from api.schemas.recommendations import MAX_CAPACITY, RecommendationParams, at_most
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 SiteId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
