@@ -118,6 +118,7 @@ class ScenarioOut(BaseModel):
     recommend: RecommendationParams | dict[str, Any] | None = Field(
         description="The optimiser settings; shown as stored when they predate a bound the settings have now.")
     spec_hash: str = Field(description="Changes whenever the scenario's content changes.")
+    version: str = Field(description="The scenario's version, as its ETag header gives it: send it in If-Match on PATCH.")
     last_run: RunState | None
     result: ScenarioResultOut | None = Field(None, description="The result for the current content, once run.")
     links: dict[str, str]

@@ -179,6 +179,7 @@ class ScenarioService:
             "closed": spec.get("closed") or [],
             "recommend": spec.get("recommend"),
             "spec_hash": record.spec_hash,
+            "version": sc.etag(record),
             "last_run": last,
             "result": None if result is None else {k: v for k, v in result.items() if k != "plan_sites"},
             "links": {

@@ -86,3 +86,14 @@ def test_openapi_documents_etag_and_if_match(client):
     assert any(p["name"] == "If-Match" and p["in"] == "header" for p in patch["parameters"])
     assert "412" in patch["responses"] and "If-Match" in patch["description"]
     assert "ETag" in patch["responses"]["200"]["headers"] and "ETag" in paths["get"]["responses"]["200"]["headers"]
+
+
+def test_the_body_carries_the_version_the_etag_names(client):
+    """The workspace reads scenarios from lists as well, where there is no header per scenario: `version` is the ETag."""
+    sid = new_scenario(client)
+    one = client.get(f"/scenarios/{sid}")
+    assert one.json()["version"] == one.headers["etag"]
+    listed = next(s for s in client.get("/scenarios").json()["scenarios"] if s["id"] == sid)
+    assert listed["version"] == one.headers["etag"]
+    saved = client.patch(f"/scenarios/{sid}", json={"name": "versioned"}, headers={"If-Match": listed["version"]})
+    assert saved.status_code == 200 and saved.json()["version"] == saved.headers["etag"] != listed["version"]

@@ -176,3 +176,22 @@ def test_the_review_shows_what_fails_in_both_languages(server, page):
     assert page.js("return sessionStorage.getItem('geoplan.key') || localStorage.getItem('geoplan.key')") is None
     assert unexpected_console(console_errors(page.driver)) == []
     assert sent_elsewhere(requests(page.driver), server.url) == []
+
+
+def test_an_edit_made_elsewhere_meanwhile_is_kept(server, page):
+    """Another planner adds a canteen while the page shows the scenario; the page's next station is added to it, not over it."""
+    http = server.http("planner")
+    scenario = http.post("/scenarios", json={"region": REGION, "name": "两位规划员 two planners"}).json()
+    page.open(f"region={REGION}&scenario={scenario['id']}")
+    page.sign_in(server.keys["planner"])
+    page.wait_ready()
+    wait_for(lambda: page.state("state.scenario.id") == scenario["id"], timeout_s=30, what="the scenario")
+    elsewhere = http.patch(f"/scenarios/{scenario['id']}", headers={"If-Match": scenario["version"]},
+                           json={"added": [{"lon": 114.32, "lat": 30.55, "kind": "canteen", "site_id": "elsewhere"}]})
+    assert elsewhere.status_code == 200, elsewhere.text
+    page.add_site(*NEW_STATION)
+    added = http.get(f"/scenarios/{scenario['id']}").json()["added"]
+    assert [s["kind"] for s in added] == ["canteen", "station"] and added[0]["site_id"] == "elsewhere"
+    assert page.state("state.scenario.version") == http.get(f"/scenarios/{scenario['id']}").headers["etag"]
+    # Chromium logs the 412 that told the page to make its edit again; nothing else
+    assert unexpected_console(console_errors(page.driver), expected=("status of 412",)) == []

@@ -26,9 +26,10 @@ function url(path, query) {
   return target;
 }
 
-async function call(method, path, { query, json, form, as = 'json' } = {}) {
+async function call(method, path, { query, json, form, as = 'json', ifMatch } = {}) {
   const headers = {};
   if (key) headers.Authorization = `Bearer ${key}`;
+  if (ifMatch) headers['If-Match'] = ifMatch;
   let body;
   if (json !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -54,7 +55,8 @@ async function call(method, path, { query, json, form, as = 'json' } = {}) {
 export const api = {
   get: (path, query) => call('GET', path, { query }),
   post: (path, json) => call('POST', path, { json }),
-  patch: (path, json) => call('PATCH', path, { json }),
+  // `ifMatch`: the version read (a scenario's `version`); the service answers 412 if it changed since
+  patch: (path, json, ifMatch) => call('PATCH', path, { json, ifMatch }),
   upload: (path, form) => call('POST', path, { form }),
   download: (path, query) => call('GET', path, { query, as: 'blob' }),
 };

@@ -227,7 +227,7 @@ async function patchAndCount(change, label, slot, startedAt) {
   const scenario = state.scenario;
   const before = state.coverage.rows;
   clearError(slot);
-  const saved = await work(api.patch(`/scenarios/${scenario.id}`, change(scenario)), slot);
+  const saved = await work(patchLatest(scenario, change), slot);
   if (!saved) {
     map.clearPending();
     return null;
@@ -241,6 +241,21 @@ async function patchAndCount(change, label, slot, startedAt) {
     performance.measure('geoplan:edit', { start: startedAt });
   }
   return saved;
+}
+
+/**
+ * PATCH the change made to the scenario as read; if another planner (or tab) changed it since (412), make the
+ * change again to what it holds now, so that neither edit is lost.
+ */
+async function patchLatest(scenario, change) {
+  const path = `/scenarios/${scenario.id}`;
+  try {
+    return await api.patch(path, change(scenario), scenario.version);
+  } catch (error) {
+    if (error.status !== 412) throw error;
+    const latest = await api.get(path);
+    return api.patch(path, change(latest), latest.version);
+  }
 }
 
 function onMapClick(latlng, event, gap) {
