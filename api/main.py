@@ -31,7 +31,7 @@ from geoplan.region import Region
 from api import errors
 from api.auth import AuditWrites, Authenticate, OriginCheck, StoreSource
 from api.deps import Services
-from api.limits import JsonDepthLimit
+from api.limits import BodySizeLimit, JsonDepthLimit
 from api.routers import coverage, facilities, jobs, keys, maps, recommendations, regions, scenarios, targets, workspace
 from api.services.circle_process import CircleProcess
 from api.services.coverage_service import CoverageService
@@ -43,7 +43,7 @@ from api.services.recommendations import RecommendationService
 from api.services.regions import RegionService
 from api.services.scenario_service import ScenarioService
 from api.services.targets import TargetService
-from api.services.uploads import STALE_UPLOAD_SECONDS, UploadLimits, UploadService, sweep_stale_uploads
+from api.services.uploads import STALE_UPLOAD_SECONDS, UNPACKED_PER_UPLOAD_BYTE, UploadLimits, UploadService, sweep_stale_uploads
 from api.settings import Settings, get_settings
 
 from api.store import Store
@@ -117,8 +117,9 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
         app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
     store = StoreSource(app)
-    # outermost last: CORS (when allowed) > OPTIONS > Origin check > keys (401) > audit of writes > JSON depth > routes
+    # outermost last: CORS (when allowed) > OPTIONS > Origin check > keys (401) > audit of writes > body size > JSON depth > routes
     app.add_middleware(JsonDepthLimit)
+    app.add_middleware(BodySizeLimit, body_bytes=current.max_body_bytes, upload_bytes=current.max_upload_bytes)
     app.add_middleware(AuditWrites, store=store)
     app.add_middleware(Authenticate, enabled=current.auth, store=store)
     app.add_middleware(OriginCheck, allowed=current.cors_origins)
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None, *, preloaded: Mapping[str, Regi
     if current.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(current.cors_origins), allow_methods=list(AnswerOptions.METHODS),
-            allow_headers=["Authorization", "Content-Type"], max_age=600,
+            allow_headers=["Authorization", "Content-Type", "If-Match"], expose_headers=["ETag"], max_age=600,
         )
     for module in (regions, coverage, facilities, scenarios, recommendations, jobs, maps, targets, keys, workspace):
         app.include_router(module.router)
@@ -204,7 +205,8 @@ def build_services(settings: Settings, store: Store, regions: RegionService, job
         scenarios=scenario_service,
         uploads=UploadService(scenario_service, regions, max_upload_bytes=settings.max_upload_bytes,
                               limits=UploadLimits(rows=settings.max_upload_rows, columns=settings.max_upload_columns,
-                                                  json_depth=settings.max_json_depth, gpkg_seconds=settings.max_gpkg_seconds),
+                                                  json_depth=settings.max_json_depth, gpkg_seconds=settings.max_gpkg_seconds,
+                                                  unpacked_bytes=UNPACKED_PER_UPLOAD_BYTE * settings.max_upload_bytes),
                               upload_dir=settings.upload_dir),
         recommendations=recommendation_service,
         maps=MapService(regions, scenario_service),

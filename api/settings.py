@@ -28,6 +28,7 @@ ENVIRONMENT = {
     "max_job_seconds": "GEOPLAN_MAX_JOB_SECONDS",
     "job_lease_seconds": "GEOPLAN_JOB_LEASE_SECONDS",
     "max_reach_pairs": "GEOPLAN_MAX_REACH_PAIRS",
+    "max_body_bytes": "GEOPLAN_MAX_BODY_BYTES",
     "max_upload_bytes": "GEOPLAN_MAX_UPLOAD_BYTES",
     "max_upload_rows": "GEOPLAN_MAX_UPLOAD_ROWS",
     "max_upload_columns": "GEOPLAN_MAX_UPLOAD_COLUMNS",
@@ -59,7 +60,8 @@ class Settings(BaseModel, frozen=True):
     max_job_seconds: float = Field(900.0, gt=0, description="Time budget of one job, solver time limit included (GEOPLAN_MAX_JOB_SECONDS).")
     job_lease_seconds: float = Field(30.0, ge=1, description="A job worker's lease on its job, renewed while it works; a dead worker's job is retried after it (GEOPLAN_JOB_LEASE_SECONDS).")
     max_reach_pairs: int = Field(60_000_000, ge=1, description="Most demand cells x sites (facilities and candidates) one request may walk from (GEOPLAN_MAX_REACH_PAIRS).")
-    max_upload_bytes: int = Field(5_000_000, ge=1, description="Largest facility upload accepted (GEOPLAN_MAX_UPLOAD_BYTES).")
+    max_body_bytes: int = Field(2_000_000, ge=1_000, description="Largest request body other than a file upload, JSON included; refused (413) as it arrives (GEOPLAN_MAX_BODY_BYTES).")
+    max_upload_bytes: int = Field(5_000_000, ge=1, description="Largest file upload accepted (a facility list, a targets file); a multipart body may exceed it by 64 kB of form fields, and an Excel workbook may unpack to 20 times it (GEOPLAN_MAX_UPLOAD_BYTES).")
     max_upload_rows: int = Field(20_000, ge=1, description="Most rows (or features) in a facility upload (GEOPLAN_MAX_UPLOAD_ROWS).")
     max_upload_columns: int = Field(200, ge=3, description="Most columns (or properties) in a facility upload (GEOPLAN_MAX_UPLOAD_COLUMNS).")
     max_gpkg_seconds: float = Field(2.0, gt=0, le=60, description="Longest the checks of a GeoPackage upload may run, in seconds (GEOPLAN_MAX_GPKG_SECONDS).")

@@ -13,6 +13,13 @@ refuses views, virtual tables other than spatial indexes and computed
 columns, before GDAL opens the file; it then counts the layer's features with
 a bounded query.
 
+An Excel workbook is a zip archive, which may unpack to far more than its
+size (a 1.5 MB file of spaces unpacked to 1.5 GB): :func:`_check_workbook`
+refuses one that would unpack to more than ``UploadLimits.unpacked_bytes``,
+or packs like padding, before openpyxl opens it, then counts the rows and
+columns of its first sheet as they stream (the size a workbook records may
+be stale).
+
 Each upload is written to its own folder under one parent
 (:func:`default_upload_dir`, ``<tempdir>/geoplan-uploads``), locked while in
 use; :func:`sweep_stale_uploads` removes what a killed process left there.
@@ -35,9 +42,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 
+from geoplan import _files
 from geoplan.coords import normalize_coord_system
 from geoplan.errors import InputError
 from geoplan.region import Region
@@ -49,6 +58,9 @@ from api.services import scenarios as sc
 from api.services.regions import RegionService
 from api.services.scenario_service import ScenarioService
 from api.store import ScenarioRecord
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 try:
     import fcntl
@@ -68,6 +80,10 @@ UPLOAD_DIR_NAME = "geoplan-uploads"
 UPLOAD_FOLDER_PREFIX = "geoplan-upload-"
 #: An upload folder untouched this long is a leftover: an upload lives for seconds (its GeoPackage checks a few).
 STALE_UPLOAD_SECONDS = 3600.0
+#: An Excel upload may unpack to this many times GEOPLAN_MAX_UPLOAD_BYTES (a sheet packs 5 to 15 times).
+UNPACKED_PER_UPLOAD_BYTE = 20
+#: Title lines a workbook may have above its header, beyond the rows allowed (the rows read are checked exactly after).
+_TITLE_ROWS = 10
 _IN_USE = ".in-use"  # locked (flock) by the upload that owns the folder, for as long as it runs
 _PROGRESS_STEPS = 1_000  # SQLite virtual-machine steps between two looks at the clock
 _VIRTUAL_TABLE = re.compile(r"\s*CREATE\s+VIRTUAL\s+TABLE\b", re.I)
@@ -83,6 +99,8 @@ class UploadLimits:
     json_depth: int = DEFAULT_MAX_JSON_DEPTH
     #: Longest the checks of a GeoPackage may run SQL (GEOPLAN_MAX_GPKG_SECONDS); every query is stopped at it.
     gpkg_seconds: float = 2.0
+    #: Most bytes an Excel workbook may unpack to (UNPACKED_PER_UPLOAD_BYTE times GEOPLAN_MAX_UPLOAD_BYTES).
+    unpacked_bytes: int = UNPACKED_PER_UPLOAD_BYTE * 5_000_000
 
     def check(self, name: str, *, rows: int | None = None, columns: int | None = None, what: str | None = None,
               more_than: bool = False) -> None:
@@ -172,7 +190,7 @@ def read_upload(region: Region, *, filename: str, content: bytes, coord_system: 
         try:
             if suffix == ".gpkg":
                 check_geopackage(name, path, limits)
-            elif suffix in (".xlsx", ".xlsm"):
+            elif suffix in _files.EXCEL_SUFFIXES:
                 _check_workbook(name, path, limits)
             sites = load_facilities(path, crs=region.crs, boundary=region.boundary, coord_system=coord_system, kind=kind,
                                     status=status, outside=outside)
@@ -348,28 +366,63 @@ def _quoted(identifier: str) -> str:
 
 
 def _check_workbook(name: str, path: Path, limits: UploadLimits) -> None:
-    """Refuse a workbook whose first sheet is far larger than ``limits``, from its recorded dimensions.
+    """Refuse a workbook that unpacks to too much, or whose first sheet has more rows or columns than ``limits``.
 
-    A few title lines above the header are allowed for; the rows read are
-    checked exactly afterwards.
+    The unpacked size is read from the zip's directory before openpyxl opens
+    the file. The sheet's rows are then counted as they stream, not taken from
+    the size the workbook records (which may be stale): a few title lines
+    above the header are allowed for, and the rows read are checked exactly
+    afterwards.
     """
     import openpyxl
 
+    _check_unpacked(name, path, limits)
     try:
         book = openpyxl.load_workbook(path, read_only=True)
     except Exception:  # noqa: BLE001 - not a workbook: the library's reader says why
         return
     try:
-        sheet = book.worksheets[0]
-        rows, columns = sheet.max_row, sheet.max_column
-    except Exception:  # noqa: BLE001 - no recorded dimensions: read and check the rows afterwards
+        _count_sheet(name, book.worksheets[0], limits)
+    except PayloadTooLarge:
+        raise
+    except Exception:  # noqa: BLE001 - no sheet, or a damaged one: the library's reader says why
         return
     finally:
         book.close()
-    if rows is not None:
-        limits.check(name, rows=max(rows - 10, 0))
-    if columns is not None:
-        limits.check(name, columns=columns)
+
+
+def _check_unpacked(name: str, path: Path, limits: UploadLimits) -> None:
+    """Refuse a workbook that unpacks to more than ``limits.unpacked_bytes``, or packs a part like padding ("zip bomb").
+
+    Read from the zip's directory (:func:`geoplan._files.unpacked_size`), nothing unpacked.
+    """
+    total, ratio = _files.unpacked_size(path)
+    if total > limits.unpacked_bytes:
+        raise PayloadTooLarge(
+            f"{name!r} unpacks to {total:,} bytes; an Excel upload may unpack to {limits.unpacked_bytes:,} "
+            f"({UNPACKED_PER_UPLOAD_BYTE} times GEOPLAN_MAX_UPLOAD_BYTES). Split the list, save it as CSV, "
+            "or raise GEOPLAN_MAX_UPLOAD_BYTES."
+        )
+    if ratio > _files.MAX_XLSX_RATIO:
+        raise PayloadTooLarge(
+            f"{name!r} packs a part {ratio:,.0f} times (a sheet of cells packs 5 to 15 times; the limit is "
+            f"{_files.MAX_XLSX_RATIO}): it is padded with filler, not cells. Open it in Excel or WPS and save it "
+            "again as .xlsx, or save the list as CSV."
+        )
+
+
+def _count_sheet(name: str, sheet: ReadOnlyWorksheet, limits: UploadLimits) -> None:
+    """Refuse a read-only worksheet with more columns, or more rows that are not blank, than ``limits``.
+
+    Stops reading at the first row over a limit.
+    """
+    sheet.reset_dimensions()  # count what is there, not what the workbook says is there
+    rows = 0
+    for values in sheet.iter_rows(min_row=1, min_col=1, values_only=True):
+        limits.check(name, columns=len(values))
+        rows += any(v is not None for v in values)
+        if rows > limits.rows + _TITLE_ROWS:
+            limits.check(name, rows=rows, more_than=True)
 
 
 def _check_json(name: str, content: bytes, limits: UploadLimits = UploadLimits()) -> None:

@@ -84,6 +84,12 @@ _INDICATOR_KEYS = {
 }
 _NEEDS_TIER = {"facility_count", "unit_share", "reach"}
 _PERCENT = {"unit_share", "reach", "nursing_bed_share"}
+#: Most characters a targets file may hold: the presets are a few kB.
+MAX_TARGETS_CHARS = 1_000_000
+#: Deepest nesting of brackets a targets file may have: the presets nest 2 (``[[targets]]``, ``counts = [...]``).
+MAX_TARGETS_DEPTH = 32
+_TOML_STRINGS_AND_COMMENTS = re.compile(r'"""(?:[^\\]|\\[\s\S])*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*')
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,11 +255,40 @@ def load_targets(preset_or_path: str | Path | TargetSet) -> TargetSet:
 def loads_targets(text: str, *, path: Path | None = None, name: str | None = None) -> TargetSet:
     """A :class:`TargetSet` from the text of a targets file (an upload); ``name`` labels it in messages."""
     where = str(path) if path else (name or "the targets file")
+    _check_extent(text, where)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where} is not valid TOML: {exc}. Fix the line it names.") from exc
+    except RecursionError:  # nesting the scan did not see (brackets it took for strings)
+        raise ConfigError(_too_deep(where, None)) from None
     return parse_targets(data, path=path, name=name)
+
+
+def _toml_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` in TOML text, strings and comments left out (no parsing)."""
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_TOML_STRINGS_AND_COMMENTS.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _check_extent(text: str, where: str) -> None:
+    """A ``ConfigError`` for a targets text too long, or nested too deep, to be a targets file (before TOML parses it)."""
+    if len(text) > MAX_TARGETS_CHARS:
+        raise ConfigError(f"{where} holds {len(text):,} characters; a targets file is a few kB of TOML (the limit is "
+                          f"{MAX_TARGETS_CHARS:,}). Give one [plan] table and a [[targets]] table per target.")
+    depth = _toml_depth(text)
+    if depth > MAX_TARGETS_DEPTH:
+        raise ConfigError(_too_deep(where, depth))
+
+
+def _too_deep(where: str, depth: int | None) -> str:
+    """The message for a targets text nested ``depth`` levels deep (``None``: too deep for the parser)."""
+    how_deep = f"{depth:,} levels deep" if depth is not None else "too deep for the TOML parser"
+    return (f"{where} nests brackets {how_deep}; a targets file needs 2 (the limit is {MAX_TARGETS_DEPTH}). "
+            "Write each target as a [[targets]] table of plain values, its counts as a list of kinds.")
 
 
 def parse_targets(data: Mapping[str, Any], *, path: Path | None = None, name: str | None = None) -> TargetSet:
