@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.store import AuditRecord
 
@@ -12,9 +12,12 @@ Role = Literal["viewer", "planner", "admin"]
 
 
 class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     role: Role = Field(description="viewer: reads; planner: also edits, runs and deletes the team's scenarios; admin: also manages keys.")
-    team: str = Field(min_length=1, max_length=64, pattern=r"^[^\s].*$", description="The team whose scenarios and jobs the key sees.")
-    name: str = Field("", max_length=200, description="Who or what holds the key, e.g. 'Wuchang civil affairs, planning section'.")
+    team: str = Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+                      description="The team whose scenarios and jobs the key sees (no control characters).")
+    name: str = Field("", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$", description="Who or what holds the key, e.g. 'Wuchang civil affairs, planning section'.")
 
 
 class KeyOut(BaseModel):

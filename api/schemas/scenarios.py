@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from geoplan.coords import normalize_coord_system
+from geoplan.errors import InputError
 from geoplan.sites import MAX_SITE_COST
 
 from api.schemas.recommendations import MAX_CAPACITY, RecommendationParams, at_most
@@ -13,6 +15,16 @@ from api.schemas.recommendations import MAX_CAPACITY, RecommendationParams, at_m
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 SiteId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Kind = Literal["station", "canteen", "centre"]
+
+
+def _coord_system(value: str) -> str:
+    try:
+        return normalize_coord_system(value)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+
+
+CoordSystem = Annotated[str, Field(max_length=32), AfterValidator(_coord_system)]
 SiteCapacity = at_most(MAX_CAPACITY, "give the units (people) the site can really serve.", ge=0)
 SiteCost = at_most(MAX_SITE_COST, "give the site's cost in yuan, or leave it out (1 each: count the sites).", ge=0)
 ADDED_COST = "Total cost of the sites added; null when the costs add up past the largest number (a site's cost is absurd: fix it)."
@@ -48,7 +60,7 @@ class ScenarioCreate(BaseModel):
     region: str = Field(min_length=1, max_length=64, examples=["wuchang"])
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=2000)
-    coord_system: str = Field("wgs84", max_length=32, description="Of the added sites: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")
+    coord_system: CoordSystem = Field("wgs84", description="Of the added sites: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")
     added: list[SiteIn] = Field(default_factory=list, max_length=1000, description="New facilities.")
     closed: list[SiteId] = Field(default_factory=list, max_length=1000, description="Ids of existing facilities to close.")
     recommend: RecommendationParams | None = Field(None, description="Also run the optimiser on the edited region when the scenario runs.")
@@ -61,7 +73,7 @@ class ScenarioUpdate(BaseModel):
 
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
-    coord_system: str = Field("wgs84", max_length=32, description="Of the added sites.")
+    coord_system: CoordSystem = Field("wgs84", description="Of the added sites: wgs84, gcj02 (Amap/Tencent) or bd09 (Baidu).")
     added: list[SiteIn] | None = Field(None, max_length=1000)
     closed: list[SiteId] | None = Field(None, max_length=1000)
     recommend: RecommendationParams | None = None

@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 
 from api import errors
 from geoplan.errors import ConfigError, CRSMismatchError, EmptyDataError, InfeasibleError, InputError
+from tests.api.conftest import assert_error, bearer
 
 
 def app_raising(exc: Exception) -> TestClient:
@@ -53,3 +54,13 @@ def test_validation_errors_are_readable(client):
 def test_unknown_path_and_method(client):
     assert client.get("/nowhere").json()["error"] == "not_found"
     assert client.put("/regions").status_code == 405
+
+
+def test_unknown_coordinate_systems_and_odd_keys_are_refused(client, api_keys):
+    created = client.post("/scenarios", json={"region": "wuchang", "name": "coords"})
+    sid = created.json()["id"]
+    assert_error(client.patch(f"/scenarios/{sid}", json={"coord_system": "zz"}), 422, "Unknown coordinate system 'zz'", "gcj02")
+    assert client.patch(f"/scenarios/{sid}", json={"coord_system": "GCJ-02"}).status_code == 200  # an alias is the system
+    admin = bearer(api_keys["admin"])
+    assert_error(client.post("/keys", json={"role": "viewer", "team": "\u0000"}, headers=admin), 422, "team")
+    assert_error(client.post("/keys", json={"role": "viewer", "team": "a", "scope": "all"}, headers=admin), 422, "scope")
