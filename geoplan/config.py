@@ -44,7 +44,7 @@ class LayerSource:
 
     path: Path
     where: dict[str, Any] = field(default_factory=dict)
-    layer: str | None = None
+    layer: str | int | None = None
     clip_to_network: bool = False
 
 
@@ -90,7 +90,7 @@ class CommunitySource:
     id_column: str = "unit_id"
     name_column: str | None = None
     population_column: str | None = None
-    layer: str | None = None
+    layer: str | int | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class UnitsSource:
     streets_path: Path | None = None
     code_column: str | None = None
     name_column: str | None = None
-    layer: str | None = None
+    layer: str | int | None = None
     where: dict[str, Any] = field(default_factory=dict)
     table_path: Path | None = None
     sheet: str | int | None = None

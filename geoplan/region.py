@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from geoplan import _files
 from geoplan.config import RegionConfig, check_files, load_config
@@ -358,7 +359,9 @@ def _read_filtered(path: Path, where: dict, *, what: str, layer: str | None = No
 
 def _check_polygons(boundary: gpd.GeoDataFrame, path: Path) -> None:
     """A boundary is an area: points or lines are refused with what they are."""
-    kinds = sorted(set(boundary.geometry.dropna().geom_type) - {"Polygon", "MultiPolygon"})
+    parts = shapely.get_parts(boundary.geometry.dropna().to_numpy())  # a GeometryCollection of polygons is an area too
+    kinds = sorted(set(shapely.get_type_id(parts).tolist()) - {3, 6})
+    kinds = [{0: "Point", 1: "LineString", 2: "LinearRing", 4: "MultiPoint", 5: "MultiLineString"}.get(k, "other") for k in kinds]
     if kinds:
         raise InputError(
             f"The boundary {path} holds {', '.join(kinds)} geometry; a region's boundary must be polygons (the district's "

@@ -282,7 +282,9 @@ function onSiteClick(feature, event) {
     if (!state.scenario) return showError('map', { detail: t('edit.needScenario') });
     const toggle = edits.closeToggle(state.scenario, props);
     if (!toggle) return showError('map', { detail: t('edit.notFacility') });
-    return applyEdit((now) => (edits.closeToggle(now, props) || toggle).edit, () => t(toggle.what, { name: props.name || props.site_id }), 'map');
+    // the action is decided once, from the scenario the planner saw; a retry after 412 does the same action, not a new toggle
+    const act = { 'edit.removed': edits.withoutAdded, 'edit.reopened': edits.withReopened, 'edit.closed': edits.withClosed }[toggle.what];
+    return applyEdit((now) => act(now, props.site_id), () => t(toggle.what, { name: props.name || props.site_id }), 'map');
   }
   return showSiteCircles(props, event.latlng);
 }
