@@ -247,6 +247,9 @@ def _factor_text(factor: float) -> str:
 
 def _group_layers(raster, bands) -> dict[str, list[tuple[Path, int]]]:
     """Each group's (file, band number) parts: a band of ``raster``, or band 1 of each of its own files."""
+    wrong = next((g for g in bands if not g.startswith("pop_")), None)
+    if wrong is not None:
+        raise InputError(f"Population group names start with 'pop_' (e.g. pop_60), got {wrong!r}.")
     layers: dict[str, list[tuple[Path, int]]] = {}
     named = {g: b for g, b in bands.items() if isinstance(b, (str, int)) and not isinstance(b, bool)}
     if named:
@@ -256,8 +259,6 @@ def _group_layers(raster, bands) -> dict[str, list[tuple[Path, int]]]:
         with _open_raster(path) as source:
             numbers = _band_numbers(source, named, path)
     for group, band in bands.items():
-        if not group.startswith("pop_"):
-            raise InputError(f"Population group names start with 'pop_' (e.g. pop_60), got {group!r}.")
         if group in named:
             layers[group] = [(path, numbers[group])]
         elif isinstance(band, (list, tuple)) and band:
@@ -301,8 +302,6 @@ def _band_numbers(source, bands: Mapping[str, str | int], path: Path) -> dict[st
     descriptions = list(source.descriptions)
     numbers = {}
     for group, band in bands.items():
-        if not group.startswith("pop_"):
-            raise InputError(f"Population group names start with 'pop_' (e.g. pop_60), got {group!r}.")
         if isinstance(band, int) or (isinstance(band, str) and band.isdigit()):
             number = int(band)
             if not 1 <= number <= source.count:
